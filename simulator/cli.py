@@ -13,6 +13,7 @@ from simulator.errors import EXIT_USAGE, UsageError
 COMMAND_MODULES = (
     "simulator.commands.validate",
     "simulator.commands.lifecycle",
+    "simulator.commands.receiver",
 )
 
 
