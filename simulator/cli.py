@@ -14,6 +14,8 @@ COMMAND_MODULES = (
     "simulator.commands.validate",
     "simulator.commands.lifecycle",
     "simulator.commands.receiver",
+    "simulator.commands.replay",
+    "simulator.commands.runs",
 )
 
 

@@ -162,13 +162,22 @@ class Outbox:
 
     def __init__(self, path: str | Path = DEFAULT_PATH) -> None:
         self.path = Path(path) if str(path) != ":memory:" else None
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection guarded by a lock: methods may be called from any thread.
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
         self._depth = 0
-        self._open()
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            # One connection guarded by a lock: methods may be called from any thread.
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._open()
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the outbox {path}: {exc}") from None
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _open(self) -> None:
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -346,6 +355,16 @@ class Outbox:
             )
             counts = dict(rows.fetchall())
         return {state: counts.get(state, 0) for state in STATES}
+
+    def final_statuses(self, run_id: str) -> dict[int | None, int]:
+        """How many of a run's settled deliveries ended on each HTTP status (None: no answer)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT last_status, COUNT(*) FROM deliveries WHERE run_id = ? AND state != 'pending' "
+                "GROUP BY last_status",
+                (run_id,),
+            )
+            return dict(rows.fetchall())
 
     # -- attempts and states ------------------------------------------------------------------
 
