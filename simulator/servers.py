@@ -11,6 +11,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import threading
@@ -20,6 +21,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from waitress import create_server, wasyncore
+
+# 'Task queue depth is N' is waitress thinking aloud under a burst; it is no error of ours.
+logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 WSGIApp = Callable[..., Any]
 THREADS = 8

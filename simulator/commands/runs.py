@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from typing import Any
 
 from simulator.commands.options import add_auth_options, add_tls_options, build_auth, check_files
@@ -47,7 +48,7 @@ def _with_db(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def _open(args: argparse.Namespace) -> Outbox:
-    if args.db != ":memory:" and not __import__("os").path.exists(args.db):
+    if args.db != ":memory:" and not os.path.exists(args.db):
         raise UsageError(f"no outbox at {args.db} (run 'd1sim replay' first, or give --db)")
     return Outbox(args.db)
 

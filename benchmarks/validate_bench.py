@@ -1,0 +1,263 @@
+"""How fast ``d1sim validate`` streams a large capture, against what parsing alone allows.
+
+Generates (once, deterministically) a JSON Lines capture of realistic PRODUCE notifications:
+full lifecycles of many cards from :class:`contracts.factory.PayloadFactory` templates with fresh
+ids, shipment updates, failures and cancellations, shuffled in blocks (arrival order is not
+guaranteed), 1% duplicates and some bulk lines. Then measures, each a few times (medians):
+
+- end to end: the ``d1sim validate`` console script as a subprocess, and its peak RSS;
+- the ceiling: a loop that only reads the lines and parses them with orjson;
+- schema validation alone on pre-parsed documents: d1sim's validator (jsonschema_rs fast path),
+  ``jsonschema.validate`` per call (small sample) and a reused ``Draft202012Validator``;
+- the lifecycle checks alone (``SequenceChecker``) on the operations of the same documents.
+
+Targets: end to end >= 40% of the ceiling, peak RSS < 200 MB (``--enforce`` makes a miss exit 1).
+The capture is cached in ``benchmarks/out/`` (gitignored) by size and seed.
+
+Usage::
+
+    python benchmarks/validate_bench.py                  # 1,000,000 operations
+    python benchmarks/validate_bench.py --operations 20000 --repeat 1   # quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+from referencing import Registry, Resource
+
+from contracts.documents import NOTIFICATION_SCHEMA_ID, schema_documents
+from contracts.factory import PayloadFactory
+from contracts.sequence import SequenceChecker
+from contracts.validation import notification_validator
+
+OUT = Path(__file__).parent / "out"
+TEMPLATES = 400
+BLOCK = 2000  # cards whose operations are shuffled together
+TARGET_RATIO, TARGET_RSS_MB = 0.40, 200
+
+
+def template_paths(factory: PayloadFactory) -> list[tuple[list[str], int]]:
+    """Lifecycle shapes and their weights: mostly shipped, some failed or cancelled on the way."""
+    main = list(factory.model.main_path)
+    shapes = [(main, 60)]
+    shapes += [(main[:i] + ["DATA_EXCEPTION"], 10) for i in (1, 2)]
+    shapes += [(main[:i] + ["CARD_PROD_CANCELED"], 5) for i in range(1, len(main) - 1)]
+    return shapes
+
+
+def build_templates(seed: int) -> list[list[dict[str, Any]]]:
+    """A few hundred complete lifecycles; the capture reuses them with fresh ids."""
+    factory = PayloadFactory(seed=seed)
+    rng = random.Random(seed)
+    shapes = template_paths(factory)
+    chosen = rng.choices([s for s, _ in shapes], [w for _, w in shapes], k=TEMPLATES)
+    return [factory.lifecycle(path, shipment_updates=rng.randint(0, 4)) for path in chosen]
+
+
+def card_operations(template: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
+    """One card's lifecycle: the template's operations with a new operationId and cardId."""
+    op_id = str(uuid.UUID(int=rng.getrandbits(128)))
+    card_id = "-".join(f"{rng.getrandbits(16):04x}" for _ in range(4))
+    return [{**op, "operationId": op_id, "cardId": card_id} for op in template]
+
+
+def capture_lines(operations: int, seed: int) -> Iterator[bytes]:
+    """Yield JSON lines, whole blocks of cards at a time, until ``operations`` are written."""
+    templates, rng, written = build_templates(seed), random.Random(seed), 0
+    cards = max(10, min(BLOCK, operations // 100))
+    while written < operations:
+        block = [op for _ in range(cards) for op in card_operations(rng.choice(templates), rng)]
+        block += rng.sample(block, len(block) // 100)  # at-least-once delivery: duplicates
+        rng.shuffle(block)
+        written += len(block)
+        start = 0
+        while start < len(block):
+            size = rng.choice((2, 3, 4)) if rng.random() < 0.05 else 1  # some bulk notifications
+            yield orjson.dumps({"operations": block[start : start + size]}) + b"\n"
+            start += size
+
+
+def ensure_capture(operations: int, seed: int) -> Path:
+    """Write the capture for (operations, seed) unless it is already there."""
+    path = OUT / f"capture-{operations}-{seed}.jsonl"
+    if not path.exists():
+        OUT.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        with partial.open("wb") as out:
+            out.writelines(capture_lines(operations, seed))
+        partial.rename(path)
+    return path
+
+
+def run_end_to_end(path: Path) -> tuple[float, float]:
+    """One subprocess run of ``d1sim validate``: (seconds, peak RSS in MB)."""
+    script = Path(sys.executable).with_name("d1sim")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "simulator.cli"]
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [*command, "validate", str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    stderr = process.stderr.read() if process.stderr else b""
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"d1sim validate exited {process.returncode}: {stderr.decode()[-500:]}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def run_ceiling(path: Path) -> float:
+    """Seconds to read and parse every line with orjson, nothing else."""
+    loads = orjson.loads
+    started = time.perf_counter()
+    with path.open("rb") as stream:
+        for line in stream:
+            loads(line)
+    return time.perf_counter() - started
+
+
+def timed(check: Callable[[Any], Any], documents: Sequence[Any]) -> float:
+    """Seconds to run ``check`` over ``documents``."""
+    started = time.perf_counter()
+    for document in documents:
+        check(document)
+    return time.perf_counter() - started
+
+
+def reference_registry() -> Registry[Any]:
+    docs = schema_documents()
+    return Registry().with_resources((uri, Resource.from_contents(d)) for uri, d in docs.items())
+
+
+def schema_checks(registry: Registry[Any]) -> list[tuple[str, Callable[[Any], Any], int]]:
+    """(label, check, sample size): ours, naive per-call jsonschema, reused jsonschema."""
+    schema = schema_documents()[NOTIFICATION_SCHEMA_ID]
+    reused = jsonschema.Draft202012Validator(schema, registry=registry)
+    ours = notification_validator()
+    return [
+        ("schema: d1sim validator (jsonschema_rs fast path)", ours.validate, 50_000),
+        ("schema: jsonschema Draft202012Validator, reused", reused.validate, 5_000),
+        (
+            "schema: jsonschema.validate per call (extrapolated)",
+            lambda d: jsonschema.validate(d, schema, registry=registry),
+            300,
+        ),
+    ]
+
+
+def run_lifecycle(documents: Sequence[Any]) -> float:
+    """Seconds for the cross-input lifecycle checks alone (SequenceChecker add + finish)."""
+    checker = SequenceChecker()
+    started = time.perf_counter()
+    for line, document in enumerate(documents, 1):
+        for i, operation in enumerate(document["operations"]):
+            checker.add(operation, line, f"/operations/{i}")
+    for _ in checker.finish():
+        pass
+    return time.perf_counter() - started
+
+
+def median_runs(measure: Callable[[], float], repeat: int) -> float:
+    return statistics.median(measure() for _ in range(repeat))
+
+
+def first_documents(path: Path, count: int) -> list[Any]:
+    with path.open("rb") as stream:
+        return [orjson.loads(line) for line, _ in zip(stream, range(count), strict=False)]
+
+
+def count_operations(path: Path) -> tuple[int, int]:
+    lines = operations = 0
+    with path.open("rb") as stream:
+        for line in stream:
+            lines += 1
+            operations += line.count(b'"operationId"')
+    return lines, operations
+
+
+Row = tuple[str, str, float]  # (measurement, sample, operations per second)
+
+
+def measure_stream(path: Path, operations: int, repeat: int) -> tuple[list[Row], float, float]:
+    """End to end and ceiling rows, the ratio between them, and the peak RSS in MB."""
+    runs = [run_end_to_end(path) for _ in range(repeat)]
+    end_to_end = operations / statistics.median(seconds for seconds, _ in runs)
+    ceiling = operations / median_runs(lambda: run_ceiling(path), repeat)
+    rows = [
+        ("end to end: d1sim validate (subprocess)", f"{operations:,} ops", end_to_end),
+        ("ceiling: read + orjson.loads per line", f"{operations:,} ops", ceiling),
+    ]
+    return rows, end_to_end / ceiling, max(rss for _, rss in runs)
+
+
+def measure_parts(path: Path, repeat: int) -> list[Row]:
+    """Schema validation alone (three ways) and lifecycle checks alone, on parsed documents."""
+    docs, rows = first_documents(path, 50_000), []
+    for label, check, sample in schema_checks(reference_registry()):
+        part = docs[:sample]
+        seconds = median_runs(lambda c=check, d=part: timed(c, d), repeat)
+        rows.append((label, f"{len(part):,} docs", count_ops(part) / seconds))
+    seconds = median_runs(lambda: run_lifecycle(docs), repeat)
+    rows.append(
+        (
+            "lifecycle: SequenceChecker add + finish",
+            f"{count_ops(docs):,} ops",
+            count_ops(docs) / seconds,
+        )
+    )
+    return rows
+
+
+def count_ops(documents: Sequence[Any]) -> int:
+    return sum(len(document["operations"]) for document in documents)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Generate the capture, measure, print the table (exit 1 on a missed target if enforced)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--operations", type=int, default=1_000_000, help="capture size")
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
+    parser.add_argument("--enforce", action="store_true", help="exit 1 when a target is missed")
+    args = parser.parse_args(argv)
+    path = ensure_capture(args.operations, args.seed)
+    lines, operations = count_operations(path)
+    rows, ratio, rss = measure_stream(path, operations, args.repeat)
+    rows += measure_parts(path, args.repeat)
+    print(
+        f"validate benchmark: {operations:,} operations in {lines:,} lines (seed {args.seed}), "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, "
+        f"medians of {args.repeat} runs"
+    )
+    print_table(rows)
+    print(
+        f"end to end / ceiling: {ratio:.0%} (target >= {TARGET_RATIO:.0%}); "
+        f"peak RSS {rss:.0f} MB (target < {TARGET_RSS_MB} MB)"
+    )
+    met = ratio >= TARGET_RATIO and rss < TARGET_RSS_MB
+    return 1 if args.enforce and not met else 0
+
+
+def print_table(rows: list[Row]) -> None:
+    """A Markdown table, ready to paste into BENCHMARKS.md."""
+    print(f"| {'measurement':<52} | {'sample':>14} | {'operations/s':>13} |")
+    print(f"|{'-' * 54}|{'-' * 15}:|{'-' * 14}:|")
+    for label, sample, rate in rows:
+        print(f"| {label:<52} | {sample:>14} | {rate:>13,.0f} |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
