@@ -18,27 +18,30 @@ DEFAULT_ISSUER_ID = "ISSUER0001"
 def add_auth_options(parser: argparse.ArgumentParser) -> None:
     """--bearer-token, or OAuth2 client credentials against the receiver's token endpoint."""
     auth = parser.add_argument_group("how D1 authenticates to the receiver (default: no auth)")
-    auth.add_argument("--bearer-token", metavar="T", default=os.environ.get(BEARER_ENV),
+    auth.add_argument("--bearer-token", metavar="T",
                       help=f"a static bearer token (or ${BEARER_ENV})")
     auth.add_argument("--oauth-token-url", metavar="URL",
                       help="the issuer's OAuth2 token endpoint (client credentials grant)")
     auth.add_argument("--client-id", metavar="ID")
-    auth.add_argument("--client-secret", metavar="S", default=os.environ.get(SECRET_ENV),
+    auth.add_argument("--client-secret", metavar="S",
                       help=f"(or ${SECRET_ENV})")
     auth.add_argument("--scope", metavar="S")
 
 
 def build_auth(args: argparse.Namespace) -> Auth:
     """The auth mode D1 uses for this receiver, from the options."""
+    # The environment is read here, not as an option default, so that it is read at run time.
     if args.oauth_token_url:
-        if args.bearer_token and not os.environ.get(BEARER_ENV):
+        if args.bearer_token:
             raise UsageError("choose one: --bearer-token or --oauth-token-url")
-        if not (args.client_id and args.client_secret):
-            raise UsageError("--oauth-token-url needs --client-id and --client-secret")
-        return OAuth2ClientCredentials(args.oauth_token_url, args.client_id, args.client_secret, args.scope)
+        secret = args.client_secret or os.environ.get(SECRET_ENV)
+        if not (args.client_id and secret):
+            raise UsageError(f"--oauth-token-url needs --client-id and --client-secret (or ${SECRET_ENV})")
+        return OAuth2ClientCredentials(args.oauth_token_url, args.client_id, secret, args.scope)
     if args.client_id:
         raise UsageError("--client-id needs --oauth-token-url")
-    return StaticBearer(args.bearer_token) if args.bearer_token else NoAuth()
+    token = args.bearer_token or os.environ.get(BEARER_ENV)
+    return StaticBearer(token) if token else NoAuth()
 
 
 def add_tls_options(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,145 @@
+"""One example of one check: send requests, remember them, read the probe, describe a failure.
+
+A check function receives a :class:`Trial` and the drawn example. Everything it sends goes
+through the trial, so a failure can show the exact requests of the example, in order, with the
+configured token replaced by a label (secrets never reach a report).
+
+Example::
+
+    >>> class Always204:
+    ...     def post(self, body, headers):
+    ...         return Reply(204, {}, b"", 0.001)
+    >>> trial = Trial(CheckContext(Always204()), "accepts_valid_notification")
+    >>> trial.post({"operations": []}).status, len(trial.exchanges)
+    (204, 1)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from contracts.checks.ids import fresh_notification, fresh_operations
+from contracts.checks.model import CheckContext, CheckFailure, Exchange, NoReply, ProbeError, Reply
+from contracts.convergence import compare_state, converge
+
+ACCEPTED = "2xx (D1 counts only a 2xx as delivered, and expects 204 No Content)"
+NO_PROBE_NOTE = "state not verified: no state probe configured"
+
+
+def encode(body: Any) -> bytes:
+    """The bytes D1 would send for ``body``: compact UTF-8 JSON; bytes are sent as they are."""
+    if isinstance(body, bytes):
+        return body
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class Trial:
+    """The requests and findings of one example of check ``check_id``.
+
+    ``notes`` is shared by every example of one check run: observations that do not fail the
+    check (a 200 where 204 is expected, state not verified) but belong in its report.
+    """
+
+    def __init__(self, context: CheckContext, check_id: str, notes: set[str] | None = None) -> None:
+        self.context, self.check_id = context, check_id
+        self.exchanges: list[Exchange] = []
+        self.notes = notes if notes is not None else set()
+
+    def fresh(self, body: Any) -> Any:
+        """``body`` with fresh card and operation ids (see :mod:`contracts.checks.ids`)."""
+        return fresh_notification(body, self.context.ids)
+
+    def fresh_operations(self, operations: Sequence[Any]) -> list[Any]:
+        """Operations with fresh ids, equal ids staying equal across the whole list."""
+        return fresh_operations(operations, self.context.ids)
+
+    def post(
+        self, body: Any, *, label: str = "notification", authorization: str | None | bool = True
+    ) -> Reply:
+        """POST ``body`` (JSON value, or raw bytes) and record the exchange.
+
+        ``authorization``: True sends the configured token (if any), None or False sends no
+        Authorization header, a string sends that header value as is.
+        Raises :class:`NoReply` (also recorded) when the receiver does not answer.
+        """
+        raw = encode(body)
+        headers = {"Content-Type": "application/json", "x-correlation-id": f"d1sim-{self.check_id}"}
+        shown = "none"
+        if authorization is True and self.context.auth is not None:
+            headers["Authorization"], shown = self.context.auth(), "the configured token"
+        elif isinstance(authorization, str):
+            headers["Authorization"] = shown = authorization
+        try:
+            reply = self.context.transport.post(raw, headers)
+        except NoReply as exc:
+            self.exchanges.append(Exchange(label, raw, shown, error=exc.reason))
+            raise
+        self.exchanges.append(Exchange(label, raw, shown, reply))
+        return reply
+
+    def accepted(self, reply: Reply) -> bool:
+        """True for a 2xx; a 2xx other than 204 is noted, not failed (D1 treats it as delivered)."""
+        if reply.accepted and reply.status != 204:
+            self.notes.add(f"answered {reply.status} where D1 expects 204 (accepted, a warning)")
+        return reply.accepted
+
+    def held(self, card_id: str) -> Mapping[str, Any] | None:
+        """What the receiver holds for ``card_id`` (None: unknown card), via the probe.
+
+        Raises :class:`ProbeError` when there is no probe or it fails in any way.
+        """
+        probe = self.context.probe
+        if probe is None:
+            raise ProbeError("no state probe configured")
+        try:
+            return probe(card_id)
+        except ProbeError:
+            raise
+        except Exception as exc:  # an integrator's probe callable may raise anything
+            raise ProbeError(f"the state probe raised {type(exc).__name__}: {exc}") from exc
+
+    def state_mismatch(self, operations: Iterable[Mapping[str, Any]]) -> str | None:
+        """How the held states differ from what ``operations`` must converge to; None if alike.
+
+        Without a probe nothing can be compared: None, and the run is noted as unverified.
+        """
+        if self.context.probe is None:
+            self.notes.add(NO_PROBE_NOTE)
+            return None
+        for card_id, expected in converge(operations).items():
+            problem = compare_state(expected, self.held(card_id))
+            if problem:
+                return problem
+        return None
+
+    def applied_any(self, card_ids: Iterable[str]) -> str | None:
+        """Which of ``card_ids`` the receiver holds a state for (it should know none of them)."""
+        if self.context.probe is None:
+            self.notes.add(NO_PROBE_NOTE)
+            return None
+        for card_id in card_ids:
+            held = self.held(card_id)
+            if held is not None:
+                return f"card {card_id} was applied anyway: the receiver holds {dict(held)}"
+        return None
+
+    def fail(self, got: Reply | str, expected: str) -> CheckFailure:
+        """The failure of this example: its requests so far, what came back, what was due."""
+        text = got.summary() if isinstance(got, Reply) else got
+        return CheckFailure(self.check_id, tuple(self.exchanges), text, expected)
+
+    def unanswered(self, error: NoReply | ProbeError) -> CheckFailure:
+        """The failure of an example that could not be judged: no answer, or no usable probe."""
+        if isinstance(error, NoReply):
+            got = f"no answer: {error.reason}"
+            expected = f"an answer within {self.context.timeout:g} s (see responds_in_time)"
+        else:
+            got, expected = f"the state probe failed: {error}", "a working state probe"
+        return CheckFailure(self.check_id, tuple(self.exchanges), got, expected, aborted=True)
+
+
+def one_per_post(operations: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A notification per operation, the way D1 sends one card's status changes over time."""
+    return [{"operations": [dict(op)]} for op in operations]
