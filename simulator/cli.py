@@ -14,8 +14,10 @@ COMMAND_MODULES = (
     "simulator.commands.validate",
     "simulator.commands.lifecycle",
     "simulator.commands.receiver",
+    "simulator.commands.check",
     "simulator.commands.replay",
     "simulator.commands.runs",
+    "simulator.commands.demo",
 )
 
 

@@ -1,0 +1,159 @@
+"""``d1sim demo``: the whole toolkit on an embedded default, with nothing to configure.
+
+Starts the reference receiver on a free loopback port (with D1's OAuth2 client credentials),
+replays every bundled scenario against it with the state probe, checks that every body sent
+validates, runs every receiver check, prints a summary and writes reports to ./d1sim-report/.
+
+Exit codes: 0 everything held, 1 an expectation or a check failed, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from contracts.lifecycle import load_lifecycle
+from contracts.render import render_table
+from contracts.scenarios import bundled_scenarios
+from contracts.validation import notification_validator
+from simulator.auth import OAuth2ClientCredentials
+from simulator.checker import as_cases, http_context, run_checks
+from simulator.delivery import SenderConfig
+from simulator.errors import EXIT_FAILED, EXIT_OK
+from simulator.outbox import Outbox
+from simulator.receiver import ReceiverConfig, create_app
+from simulator.replay import Replayer, ScenarioRef, ScenarioResult, resolve_scenarios
+from simulator.replay_output import print_results
+from simulator.reports import CaseResult, tally, write_json, write_junit
+from simulator.retry import RetryPolicy
+from simulator.servers import running_server
+from simulator.transport import HttpProbe
+
+CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
+WEBHOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
+# Quick retries: the demo's outage scenario should recover in well under a second.
+DEMO_RETRY = RetryPolicy(max_attempts=8, base=0.02, factor=2.0, cap=0.2)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``d1sim demo``."""
+    parser = subparsers.add_parser("demo", help="run the whole toolkit against the reference receiver",
+                                   description=__doc__.split("\n\n")[1])
+    parser.add_argument("--output", default="d1sim-report", metavar="DIR",
+                        help="where reports go (default: %(default)s; emptied first)")
+    parser.add_argument("--scenarios", metavar="NAME,NAME", help="only these bundled scenarios")
+    parser.add_argument("--max-examples", type=int, default=25, metavar="N",
+                        help="examples per receiver check (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, metavar="N", help="checks' seed (default: 0)")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the demo; return 0 when every expectation and check held."""
+    console = Console(highlight=False)
+    out = _fresh(Path(args.output))
+    names = args.scenarios.split(",") if args.scenarios else list(bundled_scenarios())
+    refs = resolve_scenarios(names)
+    console.print("[bold]The PRODUCE lifecycle[/bold] (schemas/produce-lifecycle.json)\n")
+    console.print(render_table(load_lifecycle()), markup=False)
+    started = time.monotonic()
+    with ExitStack() as stack:
+        url = stack.enter_context(_receiver(ReceiverConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)))
+        auth = OAuth2ClientCredentials(url + "/authz/d1/v1/oauth2/token", CLIENT_ID, CLIENT_SECRET)
+        console.print(f"\nreference receiver on {url} (OAuth2 client credentials)\n")
+        results = _replay(stack, refs, url, auth, out)
+        valid, invalid = _validate_sent(out / "outbox.db")
+        checks = run_checks(http_context(url, state_url=url + "/cards/{cardId}", auth=auth),
+                            max_examples=args.max_examples, seed=args.seed)
+    cases = [c for r in results for c in r.cases]
+    check_cases = as_cases(checks)
+    print_results(results)
+    _summary(console, results, check_cases, valid, invalid, time.monotonic() - started)
+    _write(out, results, check_cases, url)
+    failed = tally(cases + check_cases)["failed"] or invalid
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _fresh(out: Path) -> Path:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    return out
+
+
+@contextmanager
+def _receiver(config: ReceiverConfig) -> Iterator[str]:
+    app = create_app(config)
+    try:
+        with running_server(app) as url:
+            yield url
+    finally:
+        app.extensions["d1sim.receiver"].store.close()
+
+
+def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out: Path) -> list[ScenarioResult]:
+    """Each scenario against the shared receiver, or its own when it asks for receiver knobs."""
+    outbox = stack.enter_context(Outbox(out / "outbox.db"))
+    results = []
+    for ref in refs:
+        target, sender_auth = url, auth
+        if ref.scenario.receiver:
+            knobs = {k: v for k, v in ref.scenario.receiver.items() if k in ReceiverConfig.__dataclass_fields__}
+            target, sender_auth = stack.enter_context(_receiver(ReceiverConfig(**knobs))), None
+        config = SenderConfig(target + WEBHOOK, retry=DEMO_RETRY, **({"auth": sender_auth} if sender_auth else {}))
+        probe = HttpProbe(target + "/cards/{cardId}")
+        stack.callback(probe.close)
+        results += Replayer(outbox, config, probe=probe).run_suite([ref])
+    return results
+
+
+def _validate_sent(db: Path) -> tuple[int, int]:
+    """Every body the demo sent, validated against the forward-compatible schema."""
+    validator, valid, invalid = notification_validator(), 0, 0
+    with Outbox(db) as outbox:
+        for run in outbox.runs():
+            offset = 0
+            while page := outbox.deliveries(run.id, limit=1000, offset=offset):
+                for item in page:
+                    ok = validator.is_valid(orjson.loads(item.delivery.body))
+                    valid, invalid = valid + ok, invalid + (not ok)
+                offset += len(page)
+    return valid, invalid
+
+
+def _summary(console: Console, results: list[ScenarioResult], checks: list[CaseResult],
+             valid: int, invalid: int, seconds: float) -> None:
+    table = Table(title="\nd1sim check (reference receiver)", title_justify="left")
+    for column in ("check", "outcome", "seconds"):
+        table.add_column(column)
+    for case in checks:
+        table.add_row(case.name, case.outcome, f"{case.seconds:.1f}",
+                      style="red" if case.outcome == "failed" else None)
+    console.print(table)
+    expectations = tally(c for r in results for c in r.cases)
+    delivered = sum(r.counts["delivered"] for r in results)
+    verdict = tally(checks)
+    console.print(f"\n[bold]demo[/bold]: {len(results)} scenarios, {delivered} notifications delivered, "
+                  f"{expectations['passed']}/{sum(expectations.values())} expectations held; "
+                  f"{valid} bodies valid, {invalid} invalid; checks {verdict['passed']} passed, "
+                  f"{verdict['failed']} failed, {verdict['skipped']} skipped; {seconds:.0f} s")
+
+
+def _write(out: Path, results: list[ScenarioResult], checks: list[CaseResult], url: str) -> None:
+    replay_cases = [c for r in results for c in r.cases]
+    write_json(out / "replay.json", {"target": url, "scenarios": [
+        {"scenario": r.ref.scenario.name, "run_id": r.run_id, "deliveries": r.counts,
+         "expectations": [c.as_dict() for c in r.cases]} for r in results]})
+    write_junit(out / "replay.xml", replay_cases, name="d1sim replay")
+    write_json(out / "checks.json", {"target": url, "checks": [c.as_dict() for c in checks]})
+    write_junit(out / "checks.xml", checks, name="d1sim check")
+    print(f"reports written to {out}/ (replay.json, replay.xml, checks.json, checks.xml, outbox.db)")
