@@ -43,7 +43,7 @@ class ProgressBars:
             self.progress.stop()
 
 
-def _console() -> Console:
+def make_console() -> Console:
     # Without a terminal rich assumes 80 columns; CI logs are wider and run ids must stay whole.
     plain = Console(highlight=False)
     return plain if plain.is_terminal else Console(highlight=False, width=130)
@@ -51,7 +51,7 @@ def _console() -> Console:
 
 def print_results(results: list[ScenarioResult], console: Console | None = None) -> None:
     """The summary table, then every failed expectation with its reason."""
-    console = console or _console()
+    console = console or make_console()
     table = Table(title="d1sim replay", title_justify="left")
     for column in ("scenario", "run", "delivered", "dead", "attempts", "expectations", "seconds"):
         table.add_column(column, justify="right" if column not in ("scenario", "run") else "left")

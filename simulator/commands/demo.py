@@ -32,7 +32,7 @@ from simulator.errors import EXIT_FAILED, EXIT_OK
 from simulator.outbox import Outbox
 from simulator.receiver import ReceiverConfig, create_app
 from simulator.replay import Replayer, ScenarioRef, ScenarioResult, resolve_scenarios
-from simulator.replay_output import print_results
+from simulator.replay_output import make_console, print_results
 from simulator.reports import CaseResult, tally, write_json, write_junit
 from simulator.retry import RetryPolicy
 from simulator.servers import running_server
@@ -59,7 +59,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """Run the demo; return 0 when every expectation and check held."""
-    console = Console(highlight=False)
+    console = make_console()
     out = _fresh(Path(args.output))
     names = args.scenarios.split(",") if args.scenarios else list(bundled_scenarios())
     refs = resolve_scenarios(names)
