@@ -145,7 +145,7 @@ def _summary(console: Console, results: list[ScenarioResult], checks: list[CaseR
     console.print(f"\n[bold]demo[/bold]: {len(results)} scenarios, {delivered} notifications delivered, "
                   f"{expectations['passed']}/{sum(expectations.values())} expectations held; "
                   f"{valid} bodies valid, {invalid} invalid; checks {verdict['passed']} passed, "
-                  f"{verdict['failed']} failed, {verdict['skipped']} skipped; {seconds:.0f} s")
+                  f"{verdict['failed']} failed, {verdict['skipped']} skipped; {seconds:.0f} s", soft_wrap=True)
 
 
 def _write(out: Path, results: list[ScenarioResult], checks: list[CaseResult], url: str) -> None:
