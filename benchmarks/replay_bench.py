@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         print(f"replay benchmark: concurrency {CONCURRENCY}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}, medians of {args.repeat} runs")
-        print("| scenario | POSTs | ceiling POST/s | d1sim deliver POST/s | ratio | planning (expand + store) | d1sim peak RSS |")
+        print("| scenario | POSTs | ceiling POST/s | d1sim deliver POST/s | ratio | planning (expand + store) "
+              "| d1sim peak RSS |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         for name in args.scenarios.split(","):
             payloads = bodies(name)

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from contracts.lifecycle import Lifecycle, load_lifecycle
 from contracts.problems import Problem, join_pointer
@@ -77,7 +77,7 @@ def _check_end_time(op: Mapping[str, Any], op_status: str, model: Lifecycle, bas
     return []
 
 
-def _is_mapping(value: Any) -> bool:
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
     # isinstance(x, Mapping) goes through the ABC machinery; parsed JSON is always a dict.
     return type(value) is dict or isinstance(value, Mapping)
 

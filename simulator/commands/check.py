@@ -70,19 +70,6 @@ def add_parser(subparsers: Any) -> None:
         metavar="TEMPLATE",
         help="state probe URL with {cardId}; without it the state checks are skipped",
     )
-    _add_auth_options(parser)
-    run = parser.add_argument_group("what to run")
-    run.add_argument("--checks", metavar="ID,ID", help="run only these checks (default: all)")
-    run.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
-    for option, kind, default, metavar, text in RUN_OPTIONS:
-        run.add_argument(option, type=kind, default=default, metavar=metavar, help=text)
-    out = parser.add_argument_group("reports")
-    out.add_argument("--report-json", metavar="FILE", help="write the verdicts as JSON")
-    out.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
-    parser.set_defaults(func=run_command)
-
-
-def _add_auth_options(parser: argparse.ArgumentParser) -> None:
     add_auth_options(parser)
     run = parser.add_argument_group("what to run")
     run.add_argument("--checks", metavar="ID,ID", help="run only these checks (default: all)")
@@ -93,19 +80,6 @@ def _add_auth_options(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--report-json", metavar="FILE", help="write the verdicts as JSON")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
     parser.set_defaults(func=run_command)
-
-
-def _add_auth_options(parser: argparse.ArgumentParser) -> None:
-    auth = parser.add_argument_group("how D1 authenticates to this receiver (default: no auth)")
-    auth.add_argument("--bearer-token", metavar="T", help=f"a static token (or {BEARER_ENV})")
-    auth.add_argument(
-        "--oauth-token-url",
-        metavar="URL",
-        help="the issuer's OAuth2 token endpoint (client credentials grant)",
-    )
-    auth.add_argument("--client-id", metavar="ID")
-    auth.add_argument("--client-secret", metavar="S", help=f"(or {SECRET_ENV})")
-    auth.add_argument("--scope", metavar="S")
 
 
 def _validate(args: argparse.Namespace) -> list[str] | None:
