@@ -431,18 +431,8 @@ def deliver_run(
         raise UsageError(f"time scale must be >= 0, not {time_scale}")
     outbox.set_run_status(run_id, "running")
     try:
-        with _client_for(config, client) as http:
-            driver = _Driver(
-                outbox,
-                config,
-                http,
-                clock=clock,
-                sleep=sleep,
-                rng=rng or random.Random(),
-                time_scale=time_scale,
-                progress=progress,
-            )
-            summary = driver.run(outbox.owed(run_id), resume=run.status != "ready")
+        summary = _drive(outbox, config, client, outbox.owed(run_id), run.status != "ready",
+                         _Pace(clock, sleep, rng, time_scale, progress))
     except BaseException:
         outbox.set_run_status(run_id, "interrupted")
         raise
@@ -463,15 +453,23 @@ def resend(
 ) -> DeliverySummary:
     """Send one stored delivery again now, with a fresh retry budget (``deliveries resend``)."""
     item = outbox.requeue(delivery_id)
+    return _drive(outbox, config, client, iter([item]), False, _Pace(clock, sleep, rng, 0.0, progress))
+
+
+@dataclass(frozen=True, slots=True)
+class _Pace:
+    """The injected clock, sleep and randomness of one call, with its time scale and progress."""
+
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    rng: random.Random | None
+    time_scale: float
+    progress: Progress | None
+
+
+def _drive(outbox: Outbox, config: SenderConfig, client: httpx.Client | None,
+           owed: Iterator[StoredDelivery], resume: bool, pace: _Pace) -> DeliverySummary:
     with _client_for(config, client) as http:
-        driver = _Driver(
-            outbox,
-            config,
-            http,
-            clock=clock,
-            sleep=sleep,
-            rng=rng or random.Random(),
-            time_scale=0.0,
-            progress=progress,
-        )
-        return driver.run(iter([item]), resume=False)
+        driver = _Driver(outbox, config, http, clock=pace.clock, sleep=pace.sleep,
+                         rng=pace.rng or random.Random(), time_scale=pace.time_scale, progress=pace.progress)
+        return driver.run(owed, resume=resume)

@@ -54,15 +54,10 @@ def d1sim_receiver_config() -> ReceiverConfig:
 @pytest.fixture
 def d1sim_receiver(d1sim_receiver_config: ReceiverConfig) -> Iterator[str]:
     """The reference receiver on 127.0.0.1 (a free port) for the test; yields its base URL."""
-    from simulator.receiver import create_app
-    from simulator.servers import running_server
+    from simulator.receiver import running_receiver
 
-    app = create_app(d1sim_receiver_config)
-    try:
-        with running_server(app) as url:
-            yield url
-    finally:
-        app.extensions["d1sim.receiver"].store.close()
+    with running_receiver(d1sim_receiver_config) as url:
+        yield url
 
 
 class D1simCheck:

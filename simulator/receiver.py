@@ -29,7 +29,8 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -301,3 +302,16 @@ def create_app(config: ReceiverConfig | None = None) -> Flask:
         HTTPException, lambda exc: _error(exc.code or 500, exc.description or exc.name)
     )
     return app
+
+
+@contextmanager
+def running_receiver(config: ReceiverConfig | None = None) -> Iterator[str]:
+    """Serve a reference receiver on 127.0.0.1 (a free port) while in the block; yields its URL."""
+    from simulator.servers import running_server  # the app itself needs no server
+
+    app = create_app(config)
+    try:
+        with running_server(app) as url:
+            yield url
+    finally:
+        app.extensions["d1sim.receiver"].store.close()

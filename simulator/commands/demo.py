@@ -12,8 +12,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,11 @@ from simulator.checker import as_cases, http_context, run_checks
 from simulator.delivery import SenderConfig
 from simulator.errors import EXIT_FAILED, EXIT_OK
 from simulator.outbox import Outbox
-from simulator.receiver import ReceiverConfig, create_app
+from simulator.receiver import ReceiverConfig, running_receiver
 from simulator.replay import Replayer, ScenarioRef, ScenarioResult, resolve_scenarios
 from simulator.replay_output import make_console, print_results
 from simulator.reports import CaseResult, tally, write_json, write_junit
 from simulator.retry import RetryPolicy
-from simulator.servers import running_server
 from simulator.transport import HttpProbe
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
@@ -67,7 +65,7 @@ def run_command(args: argparse.Namespace) -> int:
     console.print(render_table(load_lifecycle()), markup=False)
     started = time.monotonic()
     with ExitStack() as stack:
-        url = stack.enter_context(_receiver(ReceiverConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)))
+        url = stack.enter_context(running_receiver(ReceiverConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)))
         auth = OAuth2ClientCredentials(url + "/authz/d1/v1/oauth2/token", CLIENT_ID, CLIENT_SECRET)
         console.print(f"\nreference receiver on {url} (OAuth2 client credentials)\n")
         results = _replay(stack, refs, url, auth, out)
@@ -90,16 +88,6 @@ def _fresh(out: Path) -> Path:
     return out
 
 
-@contextmanager
-def _receiver(config: ReceiverConfig) -> Iterator[str]:
-    app = create_app(config)
-    try:
-        with running_server(app) as url:
-            yield url
-    finally:
-        app.extensions["d1sim.receiver"].store.close()
-
-
 def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out: Path) -> list[ScenarioResult]:
     """Each scenario against the shared receiver, or its own when it asks for receiver knobs."""
     outbox = stack.enter_context(Outbox(out / "outbox.db"))
@@ -108,7 +96,7 @@ def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out:
         target, sender_auth = url, auth
         if ref.scenario.receiver:
             knobs = {k: v for k, v in ref.scenario.receiver.items() if k in ReceiverConfig.__dataclass_fields__}
-            target, sender_auth = stack.enter_context(_receiver(ReceiverConfig(**knobs))), None
+            target, sender_auth = stack.enter_context(running_receiver(ReceiverConfig(**knobs))), None
         config = SenderConfig(target + WEBHOOK, retry=DEMO_RETRY, **({"auth": sender_auth} if sender_auth else {}))
         probe = HttpProbe(target + "/cards/{cardId}")
         stack.callback(probe.close)
