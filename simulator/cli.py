@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "simulator.commands.replay",
     "simulator.commands.runs",
     "simulator.commands.demo",
+    "simulator.commands.serve",
 )
 
 

@@ -1,0 +1,249 @@
+"""The admin API of the mock D1 (``/_sim``): issuers, credentials, scenario runs, the clock.
+
+JSON in and out; errors are ``application/problem+json``. Secrets are write-only: issuer
+answers show ``***`` where one is set; a new inbound client secret is shown once, when minted.
+When the server has an admin token, every call needs ``Authorization: Bearer <token>``.
+Runs, cards and deliveries are in :mod:`simulator.d1.admin_runs`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from flask import Flask, Response, request
+
+from contracts.durations import DurationError, parse_duration
+from contracts.scenario_source import ScenarioError
+from contracts.scenarios import Scenario, load_scenario_text
+from simulator.d1.app import ADMIN, BANKING, D1Server, json_response, problem
+from simulator.d1.config import IssuerSettings, bundled, bundled_names
+from simulator.d1.orders import plan_run
+from simulator.errors import UsageError
+
+MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
+
+
+class AdminError(Exception):
+    """Answer with a problem document."""
+
+    def __init__(self, status: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.title, self.detail = status, title, detail
+
+    def response(self) -> Response:
+        return problem(self.status, self.title, self.detail)
+
+
+def body_json(optional: bool = True) -> dict[str, Any]:
+    """The request's JSON object (``{}`` for an empty optional body)."""
+    raw = request.get_data(cache=True)
+    if not raw.strip() and optional:
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise AdminError(400, "Bad request", f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise AdminError(400, "Bad request", "the body must be a JSON object")
+    return body
+
+
+def issuer_or_404(server: D1Server, issuer_id: str) -> IssuerSettings:
+    settings = server.issuers.get(issuer_id)
+    if settings is None:
+        raise AdminError(
+            404,
+            "Not found",
+            f"no issuer {issuer_id} (register it with PUT {ADMIN}/issuers/{issuer_id})",
+        )
+    return settings
+
+
+def virtual_iso(moment: float) -> str:
+    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Admin:
+    """The admin views over one :class:`D1Server`."""
+
+    def __init__(self, server: D1Server) -> None:
+        self.server = server
+
+    def check_token(self) -> Response | None:
+        """Before every admin call: the admin token, when the server has one."""
+        expected = self.server.settings.admin_token
+        if expected is None:
+            return None
+        auth = request.authorization
+        given = auth.token if auth is not None and auth.type == "bearer" and auth.token else ""
+        if hmac.compare_digest(given.encode(), expected.encode()):
+            return None
+        return problem(401, "Unauthorized", "the admin API needs Authorization: Bearer <admin token>")
+
+    def view(self, settings: IssuerSettings) -> dict[str, Any]:
+        """An issuer as answers show it: settings without secrets, clock, clients."""
+        clock = self.server.issuers.clock(settings.issuer_id)
+        virtual = self.server.issuers.now(settings.issuer_id)
+        return {
+            **settings.public(),
+            "paused": clock.paused,
+            "virtualNow": virtual_iso(virtual),
+            "clients": self.server.store.clients(settings.issuer_id),
+        }
+
+    def index(self) -> Response:
+        server = self.server
+        return json_response(
+            {
+                "issuers": [s.issuer_id for s in server.issuers.all()],
+                "scenarios": list(bundled_names()),
+                "planning": server.planner.backlog,
+                "dispatcher": server.dispatcher.stats(),
+            }
+        )
+
+    def put_issuer(self, issuer_id: str) -> Response:
+        body = body_json(optional=False)
+        if body.get("issuerId", issuer_id) != issuer_id:
+            raise AdminError(400, "Bad request", "issuerId in the body differs from the path")
+        try:
+            settings, created = self.server.register({**body, "issuerId": issuer_id})
+        except UsageError as exc:
+            raise AdminError(400, "Invalid issuer settings", str(exc)) from None
+        return json_response(self.view(settings), 201 if created else 200)
+
+    def list_issuers(self) -> Response:
+        return json_response({"issuers": [self.view(s) for s in self.server.issuers.all()]})
+
+    def get_issuer(self, issuer_id: str) -> Response:
+        return json_response(self.view(issuer_or_404(self.server, issuer_id)))
+
+    def credentials(self, issuer_id: str) -> Response:
+        """Mint inbound client credentials; the secret is in this answer only."""
+        issuer_or_404(self.server, issuer_id)
+        client_id = str(body_json().get("clientId") or f"{issuer_id.lower()}-{secrets.token_hex(4)}")
+        secret = secrets.token_urlsafe(32)
+        self.server.store.add_client(issuer_id, client_id, secret)
+        token_url = request.host_url.rstrip("/") + BANKING + "/oauth2/token"
+        return json_response({"clientId": client_id, "clientSecret": secret, "tokenUrl": token_url}, 201)
+
+    def pause(self, issuer_id: str) -> Response:
+        return self._set_paused(issuer_id, True)
+
+    def resume(self, issuer_id: str) -> Response:
+        return self._set_paused(issuer_id, False)
+
+    def _set_paused(self, issuer_id: str, paused: bool) -> Response:
+        settings = issuer_or_404(self.server, issuer_id)
+        self.server.issuers.set_paused(issuer_id, paused)
+        self.server.dispatcher.wake()
+        return json_response(self.view(settings))
+
+    def advance(self) -> Response:
+        """Move one issuer's clock (``issuerId``) or every issuer's forward ``by`` a duration."""
+        body = body_json(optional=False)
+        try:
+            seconds = parse_duration(body.get("by", "")).total_seconds()
+        except DurationError as exc:
+            raise AdminError(400, "Bad request", f"by: {exc}") from None
+        wanted = body.get("issuerId")
+        ids = (
+            [issuer_or_404(self.server, str(wanted)).issuer_id]
+            if wanted is not None
+            else [s.issuer_id for s in self.server.issuers.all()]
+        )
+        try:
+            moved = {i: virtual_iso(self.server.issuers.advance(i, seconds)) for i in ids}
+        except ValueError as exc:
+            raise AdminError(400, "Bad request", f"by: {exc}") from None
+        self.server.dispatcher.wake()
+        return json_response({"advancedBy": seconds, "issuers": moved})
+
+    def scenarios(self) -> Response:
+        return json_response(
+            {"scenarios": [{"name": name, "description": bundled(name).description} for name in bundled_names()]}
+        )
+
+    def start_run(self, issuer_id: str) -> Response:
+        """Start a bundled (``{"scenario": name}``) or uploaded (YAML) scenario for the issuer."""
+        settings = issuer_or_404(self.server, issuer_id)
+        scenario, seed = self._scenario()
+        if scenario.cards.total > MAX_SCENARIO_CARDS:
+            raise AdminError(400, "Scenario too large", f"at most {MAX_SCENARIO_CARDS} cards")
+        batching = replace(scenario.batching, max=min(scenario.batching.max, settings.max_operations))
+        scenario = replace(scenario, issuer_id=issuer_id, batching=batching)
+        server, start = self.server, self.server.issuers.now(issuer_id)
+        run_id = plan_run(
+            server.outbox,
+            scenario,
+            seed,
+            start,
+            settings.target,
+            {"issuerId": issuer_id, "scenario": scenario.name},
+        )
+        server.store.add_run(run_id, issuer_id, start)
+        server.dispatcher.reload(run_id)
+        return json_response(
+            {
+                "runId": run_id,
+                "scenario": scenario.name,
+                "seed": seed,
+                "deliveries": server.outbox.summary(run_id)["pending"],
+            },
+            201,
+        )
+
+    def _scenario(self) -> tuple[Scenario, int]:
+        if "yaml" in (request.mimetype or ""):
+            text: Any = request.get_data(as_text=True)
+            body: dict[str, Any] = {}
+        else:
+            body = body_json(optional=False)
+            text = body.get("yaml")
+        try:
+            if isinstance(text, str):
+                scenario = load_scenario_text(text, "uploaded scenario")
+            else:
+                scenario = bundled(str(body.get("scenario")))
+        except ScenarioError as exc:
+            raise AdminError(400, "Invalid scenario", str(exc)) from None
+        except KeyError as exc:
+            raise AdminError(400, "Unknown scenario", str(exc.args[0])) from None
+        seed = body.get("seed", scenario.seed)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise AdminError(400, "Bad request", "seed must be an integer")
+        return scenario, seed
+
+
+def add_admin_routes(app: Flask, server: D1Server) -> None:
+    """Mount the admin API on ``app``."""
+    from simulator.d1.admin_runs import add_run_routes
+
+    views = Admin(server)
+    rules: list[tuple[str, Callable[..., Response], str]] = [
+        ("", views.index, "GET"),
+        ("/scenarios", views.scenarios, "GET"),
+        ("/issuers", views.list_issuers, "GET"),
+        ("/issuers/<issuer_id>", views.get_issuer, "GET"),
+        ("/issuers/<issuer_id>", views.put_issuer, "PUT"),
+        ("/issuers/<issuer_id>/credentials", views.credentials, "POST"),
+        ("/issuers/<issuer_id>/pause", views.pause, "POST"),
+        ("/issuers/<issuer_id>/resume", views.resume, "POST"),
+        ("/issuers/<issuer_id>/runs", views.start_run, "POST"),
+        ("/clock/advance", views.advance, "POST"),
+    ]
+    for path, view, method in rules:
+        app.add_url_rule(ADMIN + path, view_func=view, methods=[method])
+    add_run_routes(app, server)
+
+    @app.before_request
+    def _admin_token() -> Response | None:
+        return views.check_token() if request.path.startswith(ADMIN) else None
+
+    app.register_error_handler(AdminError, lambda exc: exc.response())
