@@ -2,7 +2,10 @@
 
 Starts the reference receiver on a free loopback port (with D1's OAuth2 client credentials),
 replays every bundled scenario against it with the state probe, checks that every body sent
-validates, runs every receiver check, prints a summary and writes reports to ./d1sim-report/.
+validates, runs every receiver check, then starts the mock D1 (``d1sim serve``), registers the
+receiver as an issuer's webhook and orders one card per outcome hook through D1's API, waiting
+for each lifecycle to arrive with ``productionStatus`` agreeing. Prints a summary and writes
+reports to ./d1sim-report/.
 
 Exit codes: 0 everything held, 1 an expectation or a check failed, 2 usage error.
 """
@@ -27,6 +30,7 @@ from contracts.validation import notification_validator
 from simulator.auth import OAuth2ClientCredentials
 from simulator.checker import as_cases, http_context, run_checks
 from simulator.delivery import SenderConfig
+from simulator.demo_d1 import order_cards
 from simulator.errors import EXIT_FAILED, EXIT_OK
 from simulator.outbox import Outbox
 from simulator.receiver import ReceiverConfig, running_receiver
@@ -37,6 +41,7 @@ from simulator.retry import RetryPolicy
 from simulator.transport import HttpProbe
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
+TOKEN_PATH = "/authz/d1/v1/oauth2/token"
 WEBHOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
 # Quick retries: the demo's outage scenario should recover in well under a second.
 DEMO_RETRY = RetryPolicy(max_attempts=8, base=0.02, factor=2.0, cap=0.2)
@@ -66,18 +71,23 @@ def run_command(args: argparse.Namespace) -> int:
     started = time.monotonic()
     with ExitStack() as stack:
         url = stack.enter_context(running_receiver(ReceiverConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)))
-        auth = OAuth2ClientCredentials(url + "/authz/d1/v1/oauth2/token", CLIENT_ID, CLIENT_SECRET)
+        auth = OAuth2ClientCredentials(url + TOKEN_PATH, CLIENT_ID, CLIENT_SECRET)
         console.print(f"\nreference receiver on {url} (OAuth2 client credentials)\n")
         results = _replay(stack, refs, url, auth, out)
         valid, invalid = _validate_sent(out / "outbox.db")
         checks = run_checks(http_context(url, state_url=url + "/cards/{cardId}", auth=auth),
                             max_examples=args.max_examples, seed=args.seed)
+        console.print("ordering cards through the mock D1 (d1sim serve) ...")
+        orders = order_cards(url, {"type": "oauth2", "tokenUrl": url + TOKEN_PATH, "clientId": CLIENT_ID,
+                                   "clientSecret": CLIENT_SECRET}, out / "d1.db")
     cases = [c for r in results for c in r.cases]
     check_cases = as_cases(checks)
     print_results(results)
-    _summary(console, results, check_cases, valid, invalid, time.monotonic() - started)
-    _write(out, results, check_cases, url)
-    failed = tally(cases + check_cases)["failed"] or invalid
+    _verdicts(console, "d1sim check (reference receiver)", check_cases)
+    _verdicts(console, "d1sim serve: cards ordered through D1's API", orders)
+    _summary(console, results, check_cases + orders, valid, invalid, time.monotonic() - started)
+    _write(out, results, check_cases, orders, url)
+    failed = tally(cases + check_cases + orders)["failed"] or invalid
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -118,25 +128,29 @@ def _validate_sent(db: Path) -> tuple[int, int]:
     return valid, invalid
 
 
+def _verdicts(console: Console, title: str, cases: list[CaseResult]) -> None:
+    table = Table(title="\n" + title, title_justify="left")
+    for column in ("case", "outcome", "seconds", "reason"):
+        table.add_column(column)
+    for case in cases:
+        table.add_row(case.name, case.outcome, f"{case.seconds:.1f}", case.reason if case.outcome != "passed"
+                      or case.suite != "d1sim check" else "", style="red" if case.outcome == "failed" else None)
+    console.print(table)
+
+
 def _summary(console: Console, results: list[ScenarioResult], checks: list[CaseResult],
              valid: int, invalid: int, seconds: float) -> None:
-    table = Table(title="\nd1sim check (reference receiver)", title_justify="left")
-    for column in ("check", "outcome", "seconds"):
-        table.add_column(column)
-    for case in checks:
-        table.add_row(case.name, case.outcome, f"{case.seconds:.1f}",
-                      style="red" if case.outcome == "failed" else None)
-    console.print(table)
     expectations = tally(c for r in results for c in r.cases)
     delivered = sum(r.counts["delivered"] for r in results)
     verdict = tally(checks)
     console.print(f"\n[bold]demo[/bold]: {len(results)} scenarios, {delivered} notifications delivered, "
                   f"{expectations['passed']}/{sum(expectations.values())} expectations held; "
-                  f"{valid} bodies valid, {invalid} invalid; checks {verdict['passed']} passed, "
+                  f"{valid} bodies valid, {invalid} invalid; checks and orders {verdict['passed']} passed, "
                   f"{verdict['failed']} failed, {verdict['skipped']} skipped; {seconds:.0f} s", soft_wrap=True)
 
 
-def _write(out: Path, results: list[ScenarioResult], checks: list[CaseResult], url: str) -> None:
+def _write(out: Path, results: list[ScenarioResult], checks: list[CaseResult], orders: list[CaseResult],
+           url: str) -> None:
     replay_cases = [c for r in results for c in r.cases]
     write_json(out / "replay.json", {"target": url, "scenarios": [
         {"scenario": r.ref.scenario.name, "run_id": r.run_id, "deliveries": r.counts,
@@ -144,4 +158,6 @@ def _write(out: Path, results: list[ScenarioResult], checks: list[CaseResult], u
     write_junit(out / "replay.xml", replay_cases, name="d1sim replay")
     write_json(out / "checks.json", {"target": url, "checks": [c.as_dict() for c in checks]})
     write_junit(out / "checks.xml", checks, name="d1sim check")
-    print(f"reports written to {out}/ (replay.json, replay.xml, checks.json, checks.xml, outbox.db)")
+    write_json(out / "serve.json", {"orders": [c.as_dict() for c in orders]})
+    write_junit(out / "serve.xml", orders, name="d1sim serve")
+    print(f"reports written to {out}/ (replay, checks and serve as .json and .xml; outbox.db, d1.db)")

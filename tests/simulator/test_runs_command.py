@@ -69,7 +69,10 @@ def test_demo_runs_end_to_end_on_a_small_selection(tmp_path: Path, capsys: pytes
     assert main(["demo", "--scenarios", "happy-path,receiver-outage", "--max-examples", "5"]) == 0
     out = capsys.readouterr().out
     assert "2 scenarios, 26 notifications delivered, 6/6 expectations held" in out
-    assert "checks 11 passed, 0 failed, 0 skipped" in out
+    assert "checks and orders 14 passed, 0 failed, 0 skipped" in out
     checks = json.loads((tmp_path / "d1sim-report" / "checks.json").read_text())
     assert len(checks["checks"]) == 11
+    orders = json.loads((tmp_path / "d1sim-report" / "serve.json").read_text())["orders"]
+    assert [o["outcome"] for o in orders] == ["passed"] * 3
+    assert "receiver holds CARD_PROD_CANCELED; productionStatus agrees" in orders[2]["reason"]
     assert (tmp_path / "d1sim-report" / "replay.xml").read_text().count("<testcase") == 6
