@@ -79,7 +79,8 @@ def _judge(http: httpx.Client, headers: dict[str, str], receiver_url: str, card:
                               f"receiver holds {held}; productionStatus agrees", seconds=time.monotonic() - started)
         time.sleep(0.05)
     return CaseResult(SUITE, f"order {card} ({scenario})", "failed",
-                      f"after {DEADLINE:g} s: expected {expected}, receiver holds {held}, productionStatus says {polled}")
+                      f"after {DEADLINE:g} s: expected {expected}, receiver holds {held}, "
+                      f"productionStatus says {polled}")
 
 
 def _held(receiver_url: str, card: str) -> str | None:
