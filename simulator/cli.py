@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "simulator.commands.runs",
     "simulator.commands.demo",
     "simulator.commands.serve",
+    "simulator.commands.export",
 )
 
 

@@ -164,6 +164,13 @@ def _unexpected(exc: Exception) -> Response:
     return problem(500, "Internal error", "unexpected error; see the server log")
 
 
+def _openapi() -> Response:
+    """``GET /openapi.json``: the OpenAPI document of everything this server answers."""
+    from contracts.contract_docs import build_openapi
+
+    return json_response(build_openapi(server_paths=True))
+
+
 def create_app(server: D1Server) -> Flask:
     """The Flask app of ``server``: inbound API, admin API, D1/problem-shaped errors."""
     from simulator.d1.admin import add_admin_routes
@@ -174,6 +181,7 @@ def create_app(server: D1Server) -> Flask:
     app.extensions["d1sim.server"] = server
     add_inbound_routes(app, server)
     add_admin_routes(app, server)
+    app.add_url_rule("/openapi.json", view_func=_openapi, methods=["GET"])
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
