@@ -182,3 +182,35 @@ def test_running_the_same_command_again_after_completion_starts_a_new_run(
     capsys.readouterr()
     assert main(["runs", "list", "--db", str(tmp_path / "outbox.db")]) == 0
     assert capsys.readouterr().out.count("happy-path") == 2
+
+
+def test_resume_by_run_id_delivers_what_is_owed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from simulator.outbox import Outbox
+
+    app, down, got = Flask("flaky"), [True], []
+
+    @app.post("/notifications/d1/v2/issuers/<issuer>/cards")
+    def notify(issuer: str) -> tuple[str, int]:
+        if down[0]:
+            return "down", 503
+        got.append(request.get_data())
+        return "", 204
+
+    with running_server(app) as url:
+        target = url + "/notifications/d1/v2/issuers/{issuerId}/cards"
+        assert replay(tmp_path, "happy-path", "--target", target, "--max-attempts", "1") == 1
+        with Outbox(tmp_path / "outbox.db") as outbox:
+            [run] = outbox.runs()
+            for item in outbox.deliveries(run.id, state="dead"):
+                outbox.requeue(item.id)  # as if the run had been killed before sending them
+            outbox.set_run_status(run.id, "interrupted")
+        assert replay(tmp_path, "happy-path", "--target", target, "--resume", "r-nope") == 2
+        assert "no run r-nope" in capsys.readouterr().err
+        assert replay(tmp_path, "data-exception", "--target", target, "--resume", run.id) == 2
+        assert "was not made by this command" in capsys.readouterr().err
+        down[0] = False
+        assert replay(tmp_path, "happy-path", "--target", target, "--resume", run.id) == 0
+    assert f"{run.id} (resumed)" in capsys.readouterr().out
+    assert len(got) == 8
+    with Outbox(tmp_path / "outbox.db") as outbox:
+        assert len(outbox.runs()) == 1 and outbox.summary(run.id)["delivered"] == 8
