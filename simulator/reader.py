@@ -36,6 +36,7 @@ STDIN_NAME = "<stdin>"
 LINE_SUFFIXES = (".jsonl", ".ndjson")
 DIRECTORY_SUFFIXES = (".json", ".jsonl")
 BOM = b"\xef\xbb\xbf"
+RANGE_BUFFER = 1 << 16  # larger reads than the default: a range is read whole, line by line
 _SPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
@@ -133,10 +134,47 @@ def read_lines(name: str, lines: Iterable[bytes], first: int = 1) -> Iterator[En
         try:
             yield number, loads(line), None
         except decode_error as exc:
-            if number == 1 and line.startswith(BOM):
-                yield from read_lines(name, [line[len(BOM) :]])
-            elif line.strip():
-                yield _not_json(name, number, line, exc)
+            entry = rejected_line(name, number, line, exc)
+            if entry is not None:
+                yield entry
+
+
+def rejected_line(
+    name: str, number: int, line: bytes, exc: orjson.JSONDecodeError, first: bool | None = None
+) -> Entry | NotJson | None:
+    """What a line orjson rejected is: None when blank, else a :class:`NotJson`.
+
+    The exception: the input's first line (``first``, by default line 1) may start with a byte
+    order mark, then the document after it counts.
+    """
+    if (number == 1 if first is None else first) and line.startswith(BOM):
+        return next(read_lines(name, [line[len(BOM) :]]), None)
+    if line.strip():
+        return _not_json(name, number, line, exc)
+    return None
+
+
+def read_line_range(path: Path, start: int, end: int | None) -> list[bytes]:
+    """The lines of a file (with their newlines) that start in bytes ``[start, end)``.
+
+    ``end`` None reads to the end of the file. Workers read their own ranges, so the lines of a
+    large input never pass through a pipe.
+
+    Raises:
+        OSError: the file cannot be opened or read.
+    """
+    with path.open("rb", buffering=RANGE_BUFFER) as stream:
+        if start:
+            stream.seek(start - 1)
+            stream.readline()  # the line that starts before ``start`` belongs to the range before
+        if end is None:
+            return stream.readlines()
+        left = end - stream.tell()
+        if left <= 1:
+            return [stream.readline()] if left == 1 else []
+        # readlines stops after the line that takes it past the hint: the last one starting
+        # before ``end``. A hint of 0 would mean "no limit", hence the case above.
+        return stream.readlines(left - 1)
 
 
 def _sniff(name: str, stream: IO[bytes]) -> Iterator[Entry | NotJson]:

@@ -1,4 +1,8 @@
-"""``d1sim validate``: output format, exit codes, inputs (files, JSON Lines, directories, stdin)."""
+"""``d1sim validate``: output format, exit codes, inputs (files, JSON Lines, directories, stdin).
+
+Every test runs twice: with everything in one process, and with JSON Lines inputs cut into
+tiny chunks that a worker process and this one share (see test_validate_pipeline.py).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator import cli
+from simulator import cli, validate_pipeline
 from simulator.commands import validate
 
 LINE = re.compile(
@@ -19,6 +23,15 @@ LINE = re.compile(
 )
 SUMMARY = re.compile(r"^\d+ notifications, \d+ operations: \d+ errors, \d+ warnings")
 SEED = sorted((Path(__file__).parents[1] / "data" / "seed").glob("*.json"))
+
+
+@pytest.fixture(autouse=True, params=["one process", "workers"])
+def jobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The same expectations hold whether JSON Lines inputs are checked by workers or not."""
+    if request.param == "workers":
+        monkeypatch.setattr(validate, "auto_jobs", lambda sources: 2)
+        monkeypatch.setattr(validate_pipeline, "CHUNK_BYTES", 100)  # chunk boundaries everywhere
+    return str(request.param)
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, list[str], list[str]]:
