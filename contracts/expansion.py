@@ -95,6 +95,17 @@ def expand_scenario(
         yield from _expand_group(run, group, cards, numbers)
 
 
+def planned_deliveries(scenario: Scenario, *, seed: int | None = None,
+                       start: datetime | None = None) -> Iterator[Delivery]:
+    """Only the deliveries of an expansion (what the outbox stores)."""
+    return (i for i in expand_scenario(scenario, seed=seed, start=start) if isinstance(i, Delivery))
+
+
+def card_expectations(scenario: Scenario, *, seed: int | None = None) -> Iterator[CardExpectation]:
+    """Only the cards' expected end states of an expansion (recomputed: it is deterministic)."""
+    return (i for i in expand_scenario(scenario, seed=seed) if isinstance(i, CardExpectation))
+
+
 def _chunks(items: Iterator[tuple[int, Order]], size: int) -> Iterator[list[tuple[int, Order]]]:
     while chunk := list(itertools.islice(items, size)):
         yield chunk

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from contracts.convergence import compare_state
-from contracts.expansion import CardExpectation, expand_scenario
+from contracts.expansion import CardExpectation, card_expectations, planned_deliveries
 from contracts.scenario_source import ScenarioError
 from contracts.scenarios import Scenario, load_bundled, load_scenario_file
-from contracts.timeline import Delivery
 from simulator.delivery import DeliverySummary, Progress, SenderConfig, deliver_run
 from simulator.errors import UsageError
 from simulator.outbox import Outbox, Run
@@ -110,15 +109,6 @@ def fingerprint(scenario: Scenario, seed: int, target: str) -> str:
     return hashlib.sha256(f"{scenario!r}|{seed}|{target}".encode()).hexdigest()[:16]
 
 
-def expectations(scenario: Scenario, seed: int) -> Iterator[CardExpectation]:
-    """Every card's expected end state, recomputed (expansion is deterministic)."""
-    return (item for item in expand_scenario(scenario, seed=seed) if isinstance(item, CardExpectation))
-
-
-def _deliveries(scenario: Scenario, seed: int) -> Iterator[Delivery]:
-    return (item for item in expand_scenario(scenario, seed=seed) if isinstance(item, Delivery))
-
-
 class Replayer:
     """Runs a suite through one outbox and one sender configuration."""
 
@@ -185,7 +175,7 @@ class Replayer:
         options = {**config.public_options(), "scenario": ref.ref, "seed": self.seed_of(ref),
                    "time_scale": self.time_scale, "suite": suite}
         run_id = self.outbox.create_run(ref.scenario.name, config.target, options, fingerprint=fp)
-        self.outbox.add_deliveries(run_id, _deliveries(ref.scenario, self.seed_of(ref)))
+        self.outbox.add_deliveries(run_id, planned_deliveries(ref.scenario, seed=self.seed_of(ref)))
         return run_id
 
     def evaluate(self, ref: ScenarioRef, run_id: str) -> list[CaseResult]:
@@ -208,7 +198,7 @@ class Replayer:
                                "state cannot be compared with the convergence rule")]
         checked, failures = 0, []
         with ThreadPoolExecutor(PROBE_WORKERS) as pool:
-            stream = expectations(ref.scenario, self.seed_of(ref))
+            stream = card_expectations(ref.scenario, seed=self.seed_of(ref))
             while chunk := list(islice(stream, 500)):
                 for exp, problem in zip(chunk, pool.map(self._judge, chunk), strict=True):
                     checked += 1

@@ -11,13 +11,13 @@ scenario's.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 from contracts.convergence import order_key
-from contracts.expansion import expand_scenario
+from contracts.expansion import planned_deliveries
 from contracts.factory import format_time
 from contracts.inbound import VALUE, InboundError, scenario_from_request_id
 from contracts.lifecycle import Lifecycle, load_lifecycle
@@ -86,11 +86,6 @@ def _stamped(step: Step, stamp: Mapping[str, Any], operation_id: str) -> Step:
     return replace(step, operation=operation, details=details or None)
 
 
-def planned_deliveries(scenario: Scenario, seed: int, start: datetime) -> Iterator[Delivery]:
-    """The deliveries of ``scenario`` from virtual ``start`` (expectations are not needed)."""
-    return (i for i in expand_scenario(scenario, seed=seed, start=start) if isinstance(i, Delivery))
-
-
 def start_time(virtual: float) -> datetime:
     """A virtual clock reading as the datetime payload times follow."""
     return datetime.fromtimestamp(virtual, UTC)
@@ -138,7 +133,7 @@ def expand_order(job: tuple[OrderRecord, int]) -> tuple[str, list[Delivery]]:
     """
     order, max_operations = job
     scenario = order_scenario(bundled(order.scenario), order, max_operations)
-    return scenario.name, list(planned_deliveries(scenario, order.seed, start_time(order.start)))
+    return scenario.name, list(planned_deliveries(scenario, seed=order.seed, start=start_time(order.start)))
 
 
 def store_run(
@@ -159,5 +154,5 @@ def plan_run(
     options: Mapping[str, Any],
 ) -> str:
     """Store a run of ``scenario`` from virtual time ``start`` in the outbox; return its id."""
-    deliveries = planned_deliveries(scenario, seed, start_time(start))
+    deliveries = planned_deliveries(scenario, seed=seed, start=start_time(start))
     return store_run(outbox, scenario.name, target, {**options, "seed": seed}, deliveries)

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from contracts.expansion import expand_scenario
+from contracts.expansion import expand_scenario, planned_deliveries
 from contracts.inbound import check_order, scenario_from_request_id
 from contracts.sequence import check_sequence
 from contracts.timeline import Delivery
@@ -17,7 +17,7 @@ from contracts.validation import validate_notification
 from simulator.d1.config import IssuerSettings, SettingsError, bundled, load_config_file
 from simulator.d1.issuers import VirtualClock
 from simulator.d1.lanes import Lane, Timetable, merged_body, pack
-from simulator.d1.orders import cancel_operation, held_operation, order_scenario, planned_deliveries
+from simulator.d1.orders import cancel_operation, held_operation, order_scenario
 from simulator.d1.store import OrderRecord
 from simulator.errors import UsageError
 from simulator.outbox import StoredDelivery
@@ -31,7 +31,7 @@ def order(scenario: str = "happy-path", request_id: str | None = "REQ-1") -> Ord
 
 def operations(scenario: str, request_id: str | None = "REQ-1") -> list[dict]:
     one = order_scenario(bundled(scenario), order(scenario, request_id), max_operations=10)
-    bodies = [orjson.loads(d.body) for d in planned_deliveries(one, 7, START)]
+    bodies = [orjson.loads(d.body) for d in planned_deliveries(one, seed=7, start=START)]
     return [op for body in bodies for op in body["operations"]]
 
 
@@ -178,8 +178,8 @@ def test_a_scenario_expansion_is_untouched_by_stamping_apart_from_ids() -> None:
         d.due
         for d in planned_deliveries(
             order_scenario(base, order(), 10),
-            base.seed,
-            datetime(2025, 1, 17, 6, 28, 2, 492000, tzinfo=UTC),
+            seed=base.seed,
+            start=datetime(2025, 1, 17, 6, 28, 2, 492000, tzinfo=UTC),
         )
     ]
     assert plain == stamped
