@@ -40,18 +40,12 @@ from typing import Any
 import httpx
 from flask import Response, request
 
+from contracts.inbound import sample_order
+
 TARGET_RATIO = 0.5
 ISSUER, PUSHED = "BENCH00001", "BENCH00002"
 CARDS_PATH = "/banking/v1/issuers/{issuer}/physicalCards"
-ORDER = {
-    "distributionChannel": "THALES",
-    "services": {"issuance": "CREATION"},
-    "shipment": {
-        "type": "INDIVIDUAL",
-        "deliveryAddress": {"line1": "1 rue de la Paix", "zipCode": "75002", "city": "Paris", "countryCode": "FR"},
-    },
-    "encryptedData": "eyJhbGciOiJSU0EtT0FFUCJ9.x.y.z.w",
-}
+ORDER = sample_order()
 DEADLINE = 600.0
 
 

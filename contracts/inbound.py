@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ import jsonschema_rs
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from contracts.documents import schema_documents
+from contracts.documents import load_document, schema_documents
 
 ORDER_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-order.schema.json"
 BATCH_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-batch.schema.json"
@@ -162,3 +163,8 @@ def scenario_from_request_id(request_id: str | None, known: Iterable[str]) -> st
     if not matches:
         raise ValueError(f"issuerRequestId {request_id!r} names no known scenario after {SCENARIO_PREFIX}")
     return max(matches, key=len)
+
+
+def sample_order() -> dict[str, Any]:
+    """A valid single-card order body: the schema's own example (a fresh copy each call)."""
+    return copy.deepcopy(load_document("inbound-production-order.schema.json")["examples"][0])

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from contracts.inbound import sample_order
 from contracts.scenarios import load_bundled
 from simulator.d1.app import D1Server, create_app
 from simulator.d1.config import ServerSettings
@@ -25,9 +26,7 @@ ISSUER = "ISSUER0001"
 SUITE = "d1sim serve"
 HOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
 CARDS = f"/banking/v1/issuers/{ISSUER}/physicalCards"
-ORDER = {"distributionChannel": "THALES", "services": {"issuance": "CREATION"},
-         "shipment": {"type": "INDIVIDUAL", "deliveryAddress": {
-             "line1": "1 rue de la Paix", "zipCode": "75002", "city": "Paris", "countryCode": "FR"}}}
+ORDER = sample_order()
 # (card, scenario, how the order names it)
 ORDERS = (("demo-card-happy", "happy-path", "header"),
           ("demo-card-exception", "data-exception", "request-id"),

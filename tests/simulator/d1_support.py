@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from contracts.inbound import sample_order
 from simulator.d1.app import D1Server, create_app
 from simulator.d1.config import ServerSettings
 from simulator.receiver import ReceiverConfig
@@ -27,20 +28,7 @@ ISSUER = "ISSUER0001"
 OTHER = "ISSUER0002"
 HOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
 CARDS = "/banking/v1/issuers/{issuer}/physicalCards"
-ORDER = {
-    "distributionChannel": "THALES",
-    "services": {"issuance": "CREATION"},
-    "shipment": {
-        "type": "INDIVIDUAL",
-        "deliveryAddress": {
-            "line1": "1 rue de la Paix",
-            "zipCode": "75002",
-            "city": "Paris",
-            "countryCode": "FR",
-        },
-    },
-    "encryptedData": "eyJhbGciOiJSU0EtT0FFUCJ9.x.y.z.w",
-}
+ORDER = sample_order()
 DEADLINE = 20.0
 
 T = TypeVar("T")
