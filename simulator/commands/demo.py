@@ -29,9 +29,10 @@ from contracts.scenarios import bundled_scenarios
 from contracts.validation import notification_validator
 from simulator.auth import OAuth2ClientCredentials
 from simulator.checker import as_cases, http_context, run_checks
+from simulator.commands.options import positive
 from simulator.delivery import SenderConfig
 from simulator.demo_d1 import order_cards
-from simulator.errors import EXIT_FAILED, EXIT_OK
+from simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from simulator.outbox import Outbox
 from simulator.receiver import ReceiverConfig, running_receiver
 from simulator.replay import Replayer, ScenarioRef, ScenarioResult, resolve_scenarios
@@ -54,7 +55,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output", default="d1sim-report", metavar="DIR",
                         help="where reports go (default: %(default)s; emptied first)")
     parser.add_argument("--scenarios", metavar="NAME,NAME", help="only these bundled scenarios")
-    parser.add_argument("--max-examples", type=int, default=25, metavar="N",
+    parser.add_argument("--max-examples", type=positive(int), default=25, metavar="N",
                         help="examples per receiver check (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="checks' seed (default: 0)")
     parser.set_defaults(func=run_command)
@@ -63,9 +64,9 @@ def add_parser(subparsers: Any) -> None:
 def run_command(args: argparse.Namespace) -> int:
     """Run the demo; return 0 when every expectation and check held."""
     console = make_console()
-    out = _fresh(Path(args.output))
     names = args.scenarios.split(",") if args.scenarios else list(bundled_scenarios())
-    refs = resolve_scenarios(names)
+    refs = resolve_scenarios(names)  # bad names fail before anything is written
+    out = _fresh(Path(args.output))
     console.print("[bold]The PRODUCE lifecycle[/bold] (schemas/produce-lifecycle.json)\n")
     console.print(render_table(load_lifecycle()), markup=False)
     started = time.monotonic()
@@ -92,9 +93,12 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 def _fresh(out: Path) -> Path:
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    try:
+        if out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True)
+    except OSError as exc:
+        raise UsageError(f"cannot prepare the report folder {out}: {exc.strerror or exc}") from None
     return out
 
 

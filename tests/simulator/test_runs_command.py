@@ -76,3 +76,12 @@ def test_demo_runs_end_to_end_on_a_small_selection(tmp_path: Path, capsys: pytes
     assert [o["outcome"] for o in orders] == ["passed"] * 3
     assert "receiver holds CARD_PROD_CANCELED; productionStatus agrees" in orders[2]["reason"]
     assert (tmp_path / "d1sim-report" / "replay.xml").read_text().count("<testcase") == 6
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--output", "/proc/no-such/dir"], "cannot prepare the report folder"),
+    (["--scenarios", "hapy-path"], "did you mean 'happy-path'"),
+])
+def test_demo_bad_input_is_exit_2(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", *args]) == 2
+    assert message in capsys.readouterr().err
