@@ -36,9 +36,9 @@ from typing import Any
 import httpx
 import orjson
 
-from contracts.timeline import Delivery
-from simulator.delivery import SenderConfig, build_client, deliver_run
-from simulator.outbox import Outbox
+from d1sim.contracts.timeline import Delivery
+from d1sim.simulator.delivery import SenderConfig, build_client, deliver_run
+from d1sim.simulator.outbox import Outbox
 
 SEED = Path(__file__).parent.parent / "tests" / "data" / "seed" / "card-shipped-update.json"
 PATH = "/notifications/d1/v2/issuers/{issuerId}/cards"

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 from flask import Response, request
 
-from contracts.inbound import sample_order
+from d1sim.contracts.inbound import sample_order
 
 TARGET_RATIO = 0.5
 ISSUER, PUSHED = "BENCH00001", "BENCH00002"
@@ -51,9 +51,9 @@ DEADLINE = 600.0
 
 def serve_child(db: str) -> None:
     """Child process: the mock D1 plus a no-op endpoint on one waitress server; prints its URL."""
-    from simulator.d1.app import D1Server, create_app
-    from simulator.d1.config import ServerSettings
-    from simulator.servers import serve
+    from d1sim.simulator.d1.app import D1Server, create_app
+    from d1sim.simulator.d1.config import ServerSettings
+    from d1sim.simulator.servers import serve
 
     server = D1Server(ServerSettings(db_path=db))
     app = create_app(server)
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory() as tmp,
         child([sys.executable, __file__, "--serve-d1", f"{tmp}/d1.db"]) as url,
-        child([sys.executable, "-m", "simulator.cli", "receiver", "--port", "0"]) as receiver,
+        child([sys.executable, "-m", "d1sim.simulator.cli", "receiver", "--port", "0"]) as receiver,
         httpx.Client(base_url=url, timeout=60) as http,
     ):
         result = {

@@ -15,14 +15,14 @@ LIFECYCLE_SCHEMA_ID = "https://d1sim.dev/schemas/lifecycle.schema.json"
 @cache
 def load_document(name: str) -> Any:
     """Return the parsed JSON document ``name`` from the ``schemas`` package data."""
-    return json.loads(resources.files("schemas").joinpath(name).read_text(encoding="utf-8"))
+    return json.loads(resources.files("d1sim.schemas").joinpath(name).read_text(encoding="utf-8"))
 
 
 @cache
 def schema_documents() -> dict[str, dict[str, Any]]:
     """Return every ``*.schema.json`` shipped in ``schemas``, keyed by its ``$id``."""
     docs = {}
-    for entry in resources.files("schemas").iterdir():
+    for entry in resources.files("d1sim.schemas").iterdir():
         if entry.name.endswith(".schema.json"):
             doc = load_document(entry.name)
             docs[doc["$id"]] = doc
@@ -31,4 +31,4 @@ def schema_documents() -> dict[str, dict[str, Any]]:
 
 def schema_path(name: str) -> str:
     """Return a filesystem path to a shipped document, for tools that want a file."""
-    return str(resources.files("schemas").joinpath(name))
+    return str(resources.files("d1sim.schemas").joinpath(name))

@@ -5,7 +5,7 @@ The fast path is ``jsonschema_rs`` (compiled); the explanation comes from the re
 
 Example::
 
-    >>> from contracts.validation import validate_notification
+    >>> from d1sim.contracts.validation import validate_notification
     >>> validate_notification({"operations": []})[0].pointer
     '/operations'
 """
@@ -22,12 +22,12 @@ import jsonschema_rs
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
-from contracts.documents import (
+from d1sim.contracts.documents import (
     NOTIFICATION_SCHEMA_ID,
     STRICT_NOTIFICATION_SCHEMA_ID,
     schema_documents,
 )
-from contracts.problems import Problem, join_pointer
+from d1sim.contracts.problems import Problem, join_pointer
 
 
 class NotificationValidator:

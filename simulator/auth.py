@@ -5,7 +5,7 @@ Every mode has the same methods: ``headers(client)`` gives the headers of the ne
 ``describe()`` gives the public settings for a run's options. Secrets stay inside these
 objects: they appear in no repr, exception, log or stored option. ``Signer`` adds Standard
 Webhooks signature headers, an opt-in extra that D1 does not document. Mutual TLS is not a
-header but a client setting: see ``simulator.delivery.build_client``.
+header but a client setting: see ``d1sim.simulator.delivery.build_client``.
 
 Example::
 
@@ -31,7 +31,7 @@ import orjson
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
-from simulator.errors import UsageError
+from d1sim.simulator.errors import UsageError
 
 # Refresh a token this long before it expires, so a POST never carries one about to lapse.
 REFRESH_MARGIN = 30.0

@@ -18,8 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from contracts.checks import CheckFailure, CheckOutcome, Exchange, registered
-from contracts.checks.model import decode_body
+from d1sim.contracts.checks import CheckFailure, CheckOutcome, Exchange, registered
+from d1sim.contracts.checks.model import decode_body
 
 MAX_BODY_LINES = 40
 MAX_REQUESTS = 8

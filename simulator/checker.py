@@ -8,8 +8,8 @@ shrinking: each step would cost a timeout) and is reported as it was found.
 
 Example::
 
-    from simulator.checker import run_checks, wsgi_context
-    from simulator.receiver import create_app
+    from d1sim.simulator.checker import run_checks, wsgi_context
+    from d1sim.simulator.receiver import create_app
 
     context = wsgi_context(create_app())
     for outcome in run_checks(context, max_examples=20):
@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 
-from contracts.checks import (
+from d1sim.contracts.checks import (
     DEFAULT_ISSUER_ID,
     DEFAULT_MAX_BATCH,
     DEFAULT_TIMEOUT,
@@ -41,9 +41,9 @@ from contracts.checks import (
     Trial,
     select_checks,
 )
-from simulator.auth import Auth
-from simulator.reports import CaseResult
-from simulator.transport import HttpProbe, HttpTransport, WsgiTransport, wsgi_probe
+from d1sim.simulator.auth import Auth
+from d1sim.simulator.reports import CaseResult
+from d1sim.simulator.transport import HttpProbe, HttpTransport, WsgiTransport, wsgi_probe
 
 DEFAULT_MAX_EXAMPLES = 100
 # Calls spent shrinking one failure at most. Each call is a real exchange with the receiver (a
@@ -199,7 +199,7 @@ def run_checks(
     Returns:
         One :class:`CheckOutcome` per selected check.
     Raises:
-        contracts.checks.UnknownCheck: an id is not registered (with a did-you-mean).
+        d1sim.contracts.checks.UnknownCheck: an id is not registered (with a did-you-mean).
     """
     hint = replay or (lambda check_id: python_replay(check_id, seed, max_examples))
     outcomes = []
@@ -214,7 +214,7 @@ def run_checks(
 
 
 def as_cases(outcomes: Iterable[CheckOutcome]) -> list[CaseResult]:
-    """The outcomes as report cases (one per check) for ``simulator.reports``."""
+    """The outcomes as report cases (one per check) for ``d1sim.simulator.reports``."""
     cases = []
     for outcome in outcomes:
         details: dict[str, Any] = outcome.failure.as_dict() if outcome.failure else {}
@@ -245,7 +245,7 @@ def http_context(
     max_batch: int = DEFAULT_MAX_BATCH,
     client: httpx.Client | None = None,
 ) -> CheckContext:
-    """A context that reaches the receiver at ``target`` over HTTP (see ``simulator.transport``)."""
+    """A context that reaches the receiver at ``target`` over HTTP (see ``d1sim.simulator.transport``)."""
     transport = HttpTransport(target, issuer_id=issuer_id, timeout=timeout, client=client)
     probe = HttpProbe(state_url, client=transport.client, timeout=timeout) if state_url else None
     return CheckContext(
@@ -265,7 +265,7 @@ def wsgi_context(
     """A context that calls the WSGI ``app`` in-process, without a socket.
 
     ``probe_path`` is the app's state-probe path (None: no probe). An OAuth2 ``auth`` may use a
-    token URL under ``simulator.transport.WSGI_BASE`` to reach the app's own token endpoint.
+    token URL under ``d1sim.simulator.transport.WSGI_BASE`` to reach the app's own token endpoint.
     """
     transport = WsgiTransport(app, issuer_id=issuer_id)
     probe = wsgi_probe(app, probe_path) if probe_path else None

@@ -7,20 +7,20 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from simulator.errors import EXIT_USAGE, UsageError
+from d1sim.simulator.errors import EXIT_USAGE, UsageError
 
 # Command -> the module whose ``add_parser(subparsers)`` registers it (``func(args) -> int``).
 COMMANDS = {
-    "validate": "simulator.commands.validate",
-    "lifecycle": "simulator.commands.lifecycle",
-    "receiver": "simulator.commands.receiver",
-    "check": "simulator.commands.check",
-    "replay": "simulator.commands.replay",
-    "runs": "simulator.commands.runs",
-    "deliveries": "simulator.commands.runs",
-    "demo": "simulator.commands.demo",
-    "serve": "simulator.commands.serve",
-    "export": "simulator.commands.export",
+    "validate": "d1sim.simulator.commands.validate",
+    "lifecycle": "d1sim.simulator.commands.lifecycle",
+    "receiver": "d1sim.simulator.commands.receiver",
+    "check": "d1sim.simulator.commands.check",
+    "replay": "d1sim.simulator.commands.replay",
+    "runs": "d1sim.simulator.commands.runs",
+    "deliveries": "d1sim.simulator.commands.runs",
+    "demo": "d1sim.simulator.commands.demo",
+    "serve": "d1sim.simulator.commands.serve",
+    "export": "d1sim.simulator.commands.export",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import httpx
 
-from contracts.inbound import sample_order
-from contracts.scenarios import load_bundled
-from simulator.d1.app import D1Server, create_app
-from simulator.d1.config import ServerSettings
-from simulator.reports import CaseResult
-from simulator.servers import running_server
+from d1sim.contracts.inbound import sample_order
+from d1sim.contracts.scenarios import load_bundled
+from d1sim.simulator.d1.app import D1Server, create_app
+from d1sim.simulator.d1.config import ServerSettings
+from d1sim.simulator.reports import CaseResult
+from d1sim.simulator.servers import running_server
 
 ISSUER = "ISSUER0001"
 SUITE = "d1sim serve"

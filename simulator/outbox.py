@@ -6,7 +6,7 @@ what is still owed. One thread writes (the sender's scheduler); readers (CLI, UI
 
 Example::
 
-    >>> from contracts.timeline import Delivery
+    >>> from d1sim.contracts.timeline import Delivery
     >>> box = Outbox(":memory:")
     >>> run = box.create_run("happy", "http://localhost/", {"concurrency": 4})
     >>> box.add_deliveries(run, [Delivery(1, 0.0, b"{}", ("c1",), ("DATA_PREPARED",),
@@ -31,9 +31,9 @@ from typing import Any
 
 import orjson
 
-from contracts.timeline import Delivery
-from simulator.auth import scrub_secrets
-from simulator.errors import UsageError
+from d1sim.contracts.timeline import Delivery
+from d1sim.simulator.auth import scrub_secrets
+from d1sim.simulator.errors import UsageError
 
 DEFAULT_PATH = Path(".d1sim/d1sim.db")
 RUN_STATUSES = ("planning", "ready", "running", "interrupted", "done")

@@ -22,14 +22,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from contracts.convergence import compare_state
-from contracts.expansion import CardExpectation, card_expectations, planned_deliveries
-from contracts.scenario_source import ScenarioError
-from contracts.scenarios import Scenario, load_bundled, load_scenario_file
-from simulator.delivery import DeliverySummary, Progress, SenderConfig, deliver_run
-from simulator.errors import UsageError
-from simulator.outbox import Outbox, Run
-from simulator.reports import CaseResult
+from d1sim.contracts.convergence import compare_state
+from d1sim.contracts.expansion import CardExpectation, card_expectations, planned_deliveries
+from d1sim.contracts.scenario_source import ScenarioError
+from d1sim.contracts.scenarios import Scenario, load_bundled, load_scenario_file
+from d1sim.simulator.delivery import DeliverySummary, Progress, SenderConfig, deliver_run
+from d1sim.simulator.errors import UsageError
+from d1sim.simulator.outbox import Outbox, Run
+from d1sim.simulator.reports import CaseResult
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 PROBE_WORKERS = 8

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from simulator.errors import UsageError
+from d1sim.simulator.errors import UsageError
 
 Outcome = Literal["passed", "failed", "skipped"]
 

@@ -7,7 +7,7 @@ is a permanent failure. Waiting is exponential backoff with full jitter, or ``Re
 Example::
 
     >>> import random
-    >>> from simulator.retry import RetryPolicy, classify
+    >>> from d1sim.simulator.retry import RetryPolicy, classify
     >>> classify(503), classify(404), classify(None)
     (<Outcome.RETRY: 'retry'>, <Outcome.PERMANENT: 'permanent'>, <Outcome.RETRY: 'retry'>)
     >>> 0 <= RetryPolicy().delay(3, random.Random(1)) <= 4
@@ -26,10 +26,10 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from simulator.errors import UsageError
+from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:
-    from simulator.outbox import StoredDelivery
+    from d1sim.simulator.outbox import StoredDelivery
 
 
 class Outcome(StrEnum):

@@ -23,8 +23,8 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from contracts.checks import DEFAULT_ISSUER_ID, DEFAULT_TIMEOUT, NoReply, ProbeError, Reply
-from simulator.errors import UsageError
+from d1sim.contracts.checks import DEFAULT_ISSUER_ID, DEFAULT_TIMEOUT, NoReply, ProbeError, Reply
+from d1sim.simulator.errors import UsageError
 
 WEBHOOK_PATH = "/notifications/d1/v2/issuers/{issuerId}/cards"
 WSGI_BASE = "http://receiver.d1sim.test"  # in-process requests need some absolute URL

@@ -7,7 +7,7 @@ small inputs) or as the results of chunks checked by worker processes
 
 Example::
 
-    >>> from simulator.reader import expand_inputs
+    >>> from d1sim.simulator.reader import expand_inputs
     >>> sources = expand_inputs(["tests/data/validate/forward-skip.jsonl"])
     >>> run = Validation(sources)
     >>> run.check_source(0, sources[0]); run.finish(); run.summary()
@@ -22,12 +22,12 @@ from collections.abc import Callable, Hashable, Iterable
 from itertools import compress
 from typing import Any
 
-from contracts.problems import Problem
-from contracts.sequence import SequenceChecker
-from contracts.validation import notification_validator
-from simulator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError
-from simulator.reader import BOM, Entry, Locator, NotJson, Source, read_source
-from simulator.validate_chunks import (
+from d1sim.contracts.problems import Problem
+from d1sim.contracts.sequence import SequenceChecker
+from d1sim.contracts.validation import notification_validator
+from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError
+from d1sim.simulator.reader import BOM, Entry, Locator, NotJson, Source, read_source
+from d1sim.simulator.validate_chunks import (
     LINE_SPAN,
     Chunk,
     ChunkResult,

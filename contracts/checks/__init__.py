@@ -3,18 +3,18 @@
 Each check is a registered function with a hypothesis strategy for its input; it talks to the
 receiver only through a :class:`Transport` and a state :data:`Probe` given in a
 :class:`CheckContext`, and returns a :class:`CheckFailure` value when the property breaks. The
-hypothesis runner and the HTTP/WSGI transports live at the edge (``simulator.checker``,
-``simulator.transport``).
+hypothesis runner and the HTTP/WSGI transports live at the edge (``d1sim.simulator.checker``,
+``d1sim.simulator.transport``).
 
 Example::
 
-    >>> from contracts.checks import check_ids
+    >>> from d1sim.contracts.checks import check_ids
     >>> check_ids()[:2]
     ['accepts_valid_notification', 'accepts_batches']
 """
 
-from contracts.checks.ids import IdMint, fresh_notification, fresh_operations
-from contracts.checks.model import (
+from d1sim.contracts.checks.ids import IdMint, fresh_notification, fresh_operations
+from d1sim.contracts.checks.model import (
     DEFAULT_ISSUER_ID,
     DEFAULT_MAX_BATCH,
     DEFAULT_TIMEOUT,
@@ -28,7 +28,7 @@ from contracts.checks.model import (
     Reply,
     Transport,
 )
-from contracts.checks.registry import (
+from d1sim.contracts.checks.registry import (
     Check,
     UnknownCheck,
     check,
@@ -37,7 +37,7 @@ from contracts.checks.registry import (
     registered,
     select_checks,
 )
-from contracts.checks.trial import Trial
+from d1sim.contracts.checks.trial import Trial
 
 # Built-in checks come first, so checks an integrator registers run after the contract's.
 load_builtin()

@@ -12,10 +12,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from contracts.checks.model import CheckContext, CheckFailure
-from contracts.checks.registry import check
-from contracts.checks.trial import ACCEPTED, Trial, one_per_post
-from contracts.strategies import (
+from d1sim.contracts.checks.model import CheckContext, CheckFailure
+from d1sim.contracts.checks.registry import check
+from d1sim.contracts.checks.trial import ACCEPTED, Trial, one_per_post
+from d1sim.contracts.strategies import (
     lifecycles,
     minimal_notifications,
     notifications,

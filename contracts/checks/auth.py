@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.checks.model import CheckFailure
-from contracts.checks.registry import check
-from contracts.checks.trial import Trial
-from contracts.strategies import notifications
+from d1sim.contracts.checks.model import CheckFailure
+from d1sim.contracts.checks.registry import check
+from d1sim.contracts.checks.trial import Trial
+from d1sim.contracts.strategies import notifications
 
 REJECTED = (401, 403)
 EXPECTED = "401 or 403, and nothing applied"

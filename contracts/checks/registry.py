@@ -6,7 +6,7 @@ check is adding a decorated function; selecting checks is naming them.
 
 Example::
 
-    >>> from contracts.checks.registry import UnknownCheck, select_checks
+    >>> from d1sim.contracts.checks.registry import UnknownCheck, select_checks
     >>> [c.id for c in select_checks(["converges_out_of_order"])]
     ['converges_out_of_order']
     >>> try:
@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 from hypothesis.strategies import SearchStrategy
 
-from contracts.checks.model import CheckContext, CheckFailure
-from contracts.checks.trial import Trial
+from d1sim.contracts.checks.model import CheckContext, CheckFailure
+from d1sim.contracts.checks.trial import Trial
 
 CheckFunction = Callable[[Trial, Any], CheckFailure | None]
 StrategyFactory = Callable[[CheckContext], SearchStrategy[Any]]
@@ -113,7 +113,7 @@ def check(
 def load_builtin() -> None:
     """Import the built-in check families (registering them once, in the contract's order)."""
     for family in FAMILIES:
-        importlib.import_module(f"contracts.checks.{family}")
+        importlib.import_module(f"d1sim.contracts.checks.{family}")
 
 
 def registered() -> dict[str, Check]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from contracts.checks.model import CheckFailure, NoReply
-from contracts.checks.registry import check
-from contracts.checks.trial import Trial
-from contracts.strategies import invalid_notifications, non_json_bodies, notifications
-from contracts.strategies.malformed import InvalidNotification
+from d1sim.contracts.checks.model import CheckFailure, NoReply
+from d1sim.contracts.checks.registry import check
+from d1sim.contracts.checks.trial import Trial
+from d1sim.contracts.strategies import invalid_notifications, non_json_bodies, notifications
+from d1sim.contracts.strategies.malformed import InvalidNotification
 
 
 @check("rejects_malformed_json", strategy=lambda ctx: non_json_bodies())

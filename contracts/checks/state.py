@@ -1,7 +1,7 @@
 """Checks of what a receiver holds after at-least-once, unordered delivery (d1-produce.md 2, 6).
 
 Both send one card's lifecycle one operation per POST, as D1 does, and read the receiver's
-state through the probe. The expected state is :func:`contracts.convergence.converge` of what
+state through the probe. The expected state is :func:`d1sim.contracts.convergence.converge` of what
 was sent: the rule the reference receiver and the simulator share.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
-from contracts.checks.model import CheckFailure
-from contracts.checks.registry import check
-from contracts.checks.trial import ACCEPTED, NO_PROBE_NOTE, Trial, one_per_post
-from contracts.lifecycle import load_lifecycle
-from contracts.strategies import lifecycles, shuffled_lifecycles
+from d1sim.contracts.checks.model import CheckFailure
+from d1sim.contracts.checks.registry import check
+from d1sim.contracts.checks.trial import ACCEPTED, NO_PROBE_NOTE, Trial, one_per_post
+from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.strategies import lifecycles, shuffled_lifecycles
 
 Operation = dict[str, Any]
 Duplicated = tuple[list[Operation], int]

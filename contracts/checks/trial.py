@@ -20,9 +20,9 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from contracts.checks.ids import fresh_notification, fresh_operations
-from contracts.checks.model import CheckContext, CheckFailure, Exchange, NoReply, ProbeError, Reply
-from contracts.convergence import compare_state, converge
+from d1sim.contracts.checks.ids import fresh_notification, fresh_operations
+from d1sim.contracts.checks.model import CheckContext, CheckFailure, Exchange, NoReply, ProbeError, Reply
+from d1sim.contracts.convergence import compare_state, converge
 
 ACCEPTED = "2xx (D1 counts only a 2xx as delivered, and expects 204 No Content)"
 NO_PROBE_NOTE = "state not verified: no state probe configured"
@@ -48,7 +48,7 @@ class Trial:
         self.notes = notes if notes is not None else set()
 
     def fresh(self, body: Any) -> Any:
-        """``body`` with fresh card and operation ids (see :mod:`contracts.checks.ids`)."""
+        """``body`` with fresh card and operation ids (see :mod:`d1sim.contracts.checks.ids`)."""
         return fresh_notification(body, self.context.ids)
 
     def fresh_operations(self, operations: Sequence[Any]) -> list[Any]:

@@ -9,30 +9,30 @@ strategy is built; drawing from it fails with a message saying what was wrong.
 Example::
 
     from hypothesis import given
-    from contracts.strategies import notifications
+    from d1sim.contracts.strategies import notifications
 
     @given(notifications())
     def test_receiver_accepts_every_valid_notification(body):
         assert client.post(URL, json=body).status_code == 204
 """
 
-from contracts.strategies.extensions import (
+from d1sim.contracts.strategies.extensions import (
     operations_with_unknown_status,
     unknown_statuses,
     with_unknown_fields,
 )
-from contracts.strategies.histories import arrival_orders, lifecycles, shuffled_lifecycles
-from contracts.strategies.malformed import (
+from d1sim.contracts.strategies.histories import arrival_orders, lifecycles, shuffled_lifecycles
+from d1sim.contracts.strategies.malformed import (
     InvalidNotification,
     invalid_notifications,
     non_json_bodies,
 )
-from contracts.strategies.payloads import (
+from d1sim.contracts.strategies.payloads import (
     minimal_notifications,
     notifications,
     operations,
 )
-from contracts.strategies.values import EPOCH
+from d1sim.contracts.strategies.values import EPOCH
 
 __all__ = [
     "EPOCH",

@@ -16,16 +16,16 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from contracts.documents import load_document
-from contracts.lifecycle import Lifecycle, load_lifecycle
-from contracts.strategies.payloads import (
+from d1sim.contracts.documents import load_document
+from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.strategies.payloads import (
     MAX_REPORT_DELAY_MS,
     Operation,
     argument_problem,
     base_operation,
 )
-from contracts.strategies.values import draw_later, draw_order, failing
-from contracts.vocabulary import UNKNOWN_STATUSES
+from d1sim.contracts.strategies.values import draw_later, draw_order, failing
+from d1sim.contracts.vocabulary import UNKNOWN_STATUSES
 
 # Each kind of object in a notification, with the schema that lists its known fields.
 CONTAINER_SCHEMAS: dict[str, str] = {

@@ -13,9 +13,9 @@ from datetime import datetime
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from contracts.lifecycle import Lifecycle, load_lifecycle
-from contracts.strategies.payloads import Operation, argument_problem, draw_operation
-from contracts.strategies.values import draw_later, draw_order, failing
+from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.strategies.payloads import Operation, argument_problem, draw_operation
+from d1sim.contracts.strategies.values import draw_later, draw_order, failing
 
 Path = tuple[str, ...]
 

@@ -16,10 +16,10 @@ from urllib.parse import urlencode
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from contracts.documents import load_document
-from contracts.lifecycle import load_lifecycle
-from contracts.problems import join_pointer
-from contracts.strategies.payloads import Notification, notifications
+from d1sim.contracts.documents import load_document
+from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.problems import join_pointer
+from d1sim.contracts.strategies.payloads import Notification, notifications
 
 
 class InvalidNotification(NamedTuple):

@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from contracts.documents import load_document
-from contracts.factory import format_time, minimal_operation, notification
-from contracts.lifecycle import Lifecycle, load_lifecycle
-from contracts.strategies.values import (
+from d1sim.contracts.documents import load_document
+from d1sim.contracts.factory import format_time, minimal_operation, notification
+from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.strategies.values import (
     MS_PER_DAY,
     Order,
     between,
@@ -27,7 +27,7 @@ from contracts.strategies.values import (
     failing,
     operation_ids,
 )
-from contracts.vocabulary import (
+from d1sim.contracts.vocabulary import (
     CHECKPOINT_PLACES,
     EXCEPTION_FIELDS,
     SHIPMENT_PROGRESS,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
-from simulator.errors import UsageError
+from d1sim.simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
+from d1sim.simulator.errors import UsageError
 
 # Secrets may come from the environment: they stay out of shell history and process lists.
 BEARER_ENV = "D1SIM_BEARER_TOKEN"

@@ -8,9 +8,9 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from simulator.errors import EXIT_OK, UsageError
-from simulator.receiver import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
-from simulator.servers import serve
+from d1sim.simulator.errors import EXIT_OK, UsageError
+from d1sim.simulator.receiver import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
+from d1sim.simulator.servers import serve
 
 # Secrets may come from the environment so they stay out of the shell history and `ps`.
 BEARER_ENV = "D1SIM_RECEIVER_BEARER_TOKEN"

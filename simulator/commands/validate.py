@@ -28,11 +28,11 @@ from typing import Any
 
 import orjson
 
-from contracts.problems import Problem
-from simulator import validate_run
-from simulator.reader import expand_inputs
-from simulator.validate_pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
-from simulator.validate_run import Validation
+from d1sim.contracts.problems import Problem
+from d1sim.simulator import validate_run
+from d1sim.simulator.reader import expand_inputs
+from d1sim.simulator.validate_pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.simulator.validate_run import Validation
 
 EPILOG = """\
 output:

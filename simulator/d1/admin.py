@@ -3,7 +3,7 @@
 JSON in and out; errors are ``application/problem+json``. Secrets are write-only: issuer
 answers show ``***`` where one is set; a new inbound client secret is shown once, when minted.
 When the server has an admin token, every call needs ``Authorization: Bearer <token>``.
-Runs, cards and deliveries are in :mod:`simulator.d1.admin_runs`.
+Runs, cards and deliveries are in :mod:`d1sim.simulator.d1.admin_runs`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from contracts.durations import DurationError, parse_duration
-from contracts.scenario_source import ScenarioError
-from contracts.scenarios import Scenario, load_scenario_text
-from simulator.d1.app import ADMIN, BANKING, D1Server, json_response, problem
-from simulator.d1.config import IssuerSettings, bundled, bundled_names
-from simulator.d1.orders import plan_run
-from simulator.errors import UsageError
+from d1sim.contracts.durations import DurationError, parse_duration
+from d1sim.contracts.scenario_source import ScenarioError
+from d1sim.contracts.scenarios import Scenario, load_scenario_text
+from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, json_response, problem
+from d1sim.simulator.d1.config import IssuerSettings, bundled, bundled_names
+from d1sim.simulator.d1.orders import plan_run
+from d1sim.simulator.errors import UsageError
 
 MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
 
@@ -223,7 +223,7 @@ class Admin:
 
 def add_admin_routes(app: Flask, server: D1Server) -> None:
     """Mount the admin API on ``app``."""
-    from simulator.d1.admin_runs import add_run_routes
+    from d1sim.simulator.d1.admin_runs import add_run_routes
 
     views = Admin(server)
     rules: list[tuple[str, Callable[..., Response], str]] = [

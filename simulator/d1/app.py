@@ -24,12 +24,12 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from simulator.d1.config import IssuerSettings, ServerSettings
-from simulator.d1.dispatcher import Dispatcher
-from simulator.d1.issuers import Issuers
-from simulator.d1.planner import Planner
-from simulator.d1.server_outbox import ServerOutbox
-from simulator.d1.store import Store, digest
+from d1sim.simulator.d1.config import IssuerSettings, ServerSettings
+from d1sim.simulator.d1.dispatcher import Dispatcher
+from d1sim.simulator.d1.issuers import Issuers
+from d1sim.simulator.d1.planner import Planner
+from d1sim.simulator.d1.server_outbox import ServerOutbox
+from d1sim.simulator.d1.store import Store, digest
 
 log = logging.getLogger("d1sim.serve")
 BANKING = "/banking/v1"
@@ -166,15 +166,15 @@ def _unexpected(exc: Exception) -> Response:
 
 def _openapi() -> Response:
     """``GET /openapi.json``: the OpenAPI document of everything this server answers."""
-    from contracts.contract_docs import build_openapi
+    from d1sim.contracts.contract_docs import build_openapi
 
     return json_response(build_openapi(server_paths=True))
 
 
 def create_app(server: D1Server) -> Flask:
     """The Flask app of ``server``: inbound API, admin API, D1/problem-shaped errors."""
-    from simulator.d1.admin import add_admin_routes
-    from simulator.d1.inbound import add_inbound_routes
+    from d1sim.simulator.d1.admin import add_admin_routes
+    from d1sim.simulator.d1.inbound import add_inbound_routes
 
     app = Flask("d1sim.serve")
     app.config["MAX_CONTENT_LENGTH"] = server.settings.batch_limit

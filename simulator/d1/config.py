@@ -3,7 +3,7 @@
 An issuer's settings are one JSON object checked against ``schemas/sim-issuer.schema.json``.
 Secrets (``auth.token``, ``auth.clientSecret``, ``signSecret``) are kept for sending but are
 write-only: :meth:`IssuerSettings.public` is what any answer shows. Inbound client secrets
-(``clients``) are not kept at all, only their hashes (see :mod:`simulator.d1.store`).
+(``clients``) are not kept at all, only their hashes (see :mod:`d1sim.simulator.d1.store`).
 
 Example::
 
@@ -27,13 +27,13 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import best_match
 
-from contracts.documents import load_document
-from contracts.inbound import field_name
-from contracts.scenarios import Scenario, bundled_scenarios, load_bundled
-from simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
-from simulator.delivery import SenderConfig
-from simulator.errors import UsageError
-from simulator.retry import RetryPolicy
+from d1sim.contracts.documents import load_document
+from d1sim.contracts.inbound import field_name
+from d1sim.contracts.scenarios import Scenario, bundled_scenarios, load_bundled
+from d1sim.simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
+from d1sim.simulator.delivery import SenderConfig
+from d1sim.simulator.errors import UsageError
+from d1sim.simulator.retry import RetryPolicy
 
 ADMIN_TOKEN_ENV = "D1SIM_ADMIN_TOKEN"
 ISSUER_SCHEMA = "sim-issuer.schema.json"

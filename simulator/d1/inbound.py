@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from contracts.inbound import (
+from d1sim.contracts.inbound import (
     FORMAT,
     PARSING,
     VALUE,
@@ -32,16 +32,16 @@ from contracts.inbound import (
     check_issuer_id,
     check_order,
 )
-from simulator.d1.app import BANKING, D1Server, d1_error, json_response
-from simulator.d1.cancel import CancelRefused, cancel_order, operations_in
-from simulator.d1.config import IssuerSettings
-from simulator.d1.orders import (
+from d1sim.simulator.d1.app import BANKING, D1Server, d1_error, json_response
+from d1sim.simulator.d1.cancel import CancelRefused, cancel_order, operations_in
+from d1sim.simulator.d1.config import IssuerSettings
+from d1sim.simulator.d1.orders import (
     SCENARIO_HEADER,
     ScenarioChoiceError,
     choose_scenario,
     held_operation,
 )
-from simulator.d1.store import OrderRecord
+from d1sim.simulator.d1.store import OrderRecord
 
 CARDS = BANKING + "/issuers/<issuer_id>/physicalCards"
 UNAUTHORIZED = "AUTHORIZER_UNAUTHORIZED"

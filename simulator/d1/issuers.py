@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from simulator.d1.config import IssuerSettings
-from simulator.d1.store import Store
+from d1sim.simulator.d1.config import IssuerSettings
+from d1sim.simulator.d1.store import Store
 
 # The dispatcher saves clock readings at most this often (a restart loses at most this much).
 CHECKPOINT_EVERY = 1.0

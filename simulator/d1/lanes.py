@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from contracts.timeline import Delivery
-from simulator.outbox import StoredDelivery
+from d1sim.contracts.timeline import Delivery
+from d1sim.simulator.outbox import StoredDelivery
 
 
 @dataclass(eq=False)

@@ -1,7 +1,7 @@
 """From a production order to a lifecycle: pick the scenario, make it a one-card scenario, plan it.
 
 An order is accepted (and stored) first and planned just after by the
-:class:`~simulator.d1.planner.Planner`: the 202 never waits for the expansion.
+:class:`~d1sim.simulator.d1.planner.Planner`: the 202 never waits for the expansion.
 
 The one-card scenario is the chosen bundled scenario with ``cards = [cardId]`` and, on every
 step, the order's ``operationId`` (so the 202 can name it before planning) and its
@@ -16,16 +16,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from contracts.convergence import order_key
-from contracts.expansion import planned_deliveries
-from contracts.factory import format_time
-from contracts.inbound import VALUE, InboundError, scenario_from_request_id
-from contracts.lifecycle import Lifecycle, load_lifecycle
-from contracts.scenarios import Batching, Cards, Scenario, Step
-from contracts.timeline import Delivery
-from simulator.d1.config import bundled, bundled_names
-from simulator.d1.store import OrderRecord
-from simulator.outbox import Outbox
+from d1sim.contracts.convergence import order_key
+from d1sim.contracts.expansion import planned_deliveries
+from d1sim.contracts.factory import format_time
+from d1sim.contracts.inbound import VALUE, InboundError, scenario_from_request_id
+from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.scenarios import Batching, Cards, Scenario, Step
+from d1sim.contracts.timeline import Delivery
+from d1sim.simulator.d1.config import bundled, bundled_names
+from d1sim.simulator.d1.store import OrderRecord
+from d1sim.simulator.outbox import Outbox
 
 SCENARIO_HEADER = "X-D1Sim-Scenario"
 CANCELED = "CARD_PROD_CANCELED"

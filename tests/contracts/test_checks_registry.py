@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from contracts.checks import (
+from d1sim.contracts.checks import (
     CheckContext,
     IdMint,
     NoReply,
@@ -28,9 +28,9 @@ from contracts.checks import (
     registered,
     select_checks,
 )
-from contracts.convergence import Convergence
-from contracts.strategies import lifecycles, notifications
-from contracts.validation import validate_notification
+from d1sim.contracts.convergence import Convergence
+from d1sim.contracts.strategies import lifecycles, notifications
+from d1sim.contracts.validation import validate_notification
 
 # The ids of d1-produce.md section 7, in its order.
 CONTRACT_IDS = [

@@ -20,13 +20,13 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.convergence import converge
-from contracts.expansion import CardExpectation, expand_scenario, summarize
-from contracts.factory import format_time
-from contracts.faults import FAULTS, Fault
-from contracts.lifecycle import load_lifecycle
-from contracts.scenario_checks import scenario_problems
-from contracts.scenarios import (
+from d1sim.contracts.convergence import converge
+from d1sim.contracts.expansion import CardExpectation, expand_scenario, summarize
+from d1sim.contracts.factory import format_time
+from d1sim.contracts.faults import FAULTS, Fault
+from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.scenario_checks import scenario_problems
+from d1sim.contracts.scenarios import (
     Batching,
     Cards,
     Scenario,
@@ -36,9 +36,9 @@ from contracts.scenarios import (
     load_scenario_file,
     load_scenario_text,
 )
-from contracts.sequence import SequenceChecker
-from contracts.timeline import Delivery
-from contracts.validation import notification_validator
+from d1sim.contracts.sequence import SequenceChecker
+from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.validation import notification_validator
 
 MODEL = load_lifecycle()
 EVERYTHING = Path(__file__).parents[1] / "data" / "scenarios" / "everything.yaml"

@@ -13,15 +13,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.convergence import order_key
-from contracts.documents import load_document
-from contracts.expansion import CardExpectation, expand_scenario, fault_labels
-from contracts.faults import FAULTS, Fault
-from contracts.lifecycle import load_lifecycle
-from contracts.scenarios import Scenario, load_scenario_text
-from contracts.timeline import Delivery
-from contracts.validation import validate_notification
-from contracts.vocabulary import UNKNOWN_STATUSES
+from d1sim.contracts.convergence import order_key
+from d1sim.contracts.documents import load_document
+from d1sim.contracts.expansion import CardExpectation, expand_scenario, fault_labels
+from d1sim.contracts.faults import FAULTS, Fault
+from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.scenarios import Scenario, load_scenario_text
+from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.validation import validate_notification
+from d1sim.contracts.vocabulary import UNKNOWN_STATUSES
 
 MODEL = load_lifecycle()
 BASE: dict[str, Any] = {

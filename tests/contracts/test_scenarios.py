@@ -12,8 +12,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contracts.documents import load_document
-from contracts.durations import (
+from d1sim.contracts.documents import load_document
+from d1sim.contracts.durations import (
     EXAMPLES,
     ISO_PATTERN,
     SHORT_PATTERN,
@@ -21,9 +21,9 @@ from contracts.durations import (
     format_duration,
     parse_duration,
 )
-from contracts.faults import FAULTS
-from contracts.scenario_checks import scenario_problems
-from contracts.scenarios import (
+from d1sim.contracts.faults import FAULTS
+from d1sim.contracts.scenario_checks import scenario_problems
+from d1sim.contracts.scenarios import (
     Scenario,
     ScenarioError,
     Step,

@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.factory import PayloadFactory
-from contracts.lifecycle import load_lifecycle
-from contracts.sequence import SequenceChecker, check_operation, check_sequence
+from d1sim.contracts.factory import PayloadFactory
+from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.sequence import SequenceChecker, check_operation, check_sequence
 
 MODEL = load_lifecycle()
 PATHS = sorted(MODEL.paths())

@@ -8,8 +8,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from contracts.sequence import SequenceChecker
-from contracts.strategies import notifications
+from d1sim.contracts.sequence import SequenceChecker
+from d1sim.contracts.strategies import notifications
 
 CHECKER = SequenceChecker()
 FIELDS = ["operationId", "cardId", "status", "details", "operation", "startTime", "endTime", "errorCode", "error"]

@@ -13,11 +13,11 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from contracts.convergence import converge
-from contracts.factory import format_time, notification
-from contracts.lifecycle import load_lifecycle
-from contracts.sequence import check_sequence
-from contracts.strategies import (
+from d1sim.contracts.convergence import converge
+from d1sim.contracts.factory import format_time, notification
+from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.sequence import check_sequence
+from d1sim.contracts.strategies import (
     EPOCH,
     arrival_orders,
     invalid_notifications,
@@ -31,9 +31,9 @@ from contracts.strategies import (
     unknown_statuses,
     with_unknown_fields,
 )
-from contracts.strategies.malformed import InvalidNotification
-from contracts.validation import validate_notification
-from contracts.vocabulary import CARRIERS, CHECKPOINT_PLACES, PRODUCTION_SITES
+from d1sim.contracts.strategies.malformed import InvalidNotification
+from d1sim.contracts.validation import validate_notification
+from d1sim.contracts.vocabulary import CARRIERS, CHECKPOINT_PLACES, PRODUCTION_SITES
 
 MODEL = load_lifecycle()
 CARRIER_CODES = {c.code for c in CARRIERS}

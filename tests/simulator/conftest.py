@@ -12,8 +12,8 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from simulator.receiver import ReceiverConfig, create_app
-from simulator.servers import ServerThread
+from d1sim.simulator.receiver import ReceiverConfig, create_app
+from d1sim.simulator.servers import ServerThread
 
 ISSUER_ID = "ISSUER0001"
 WEBHOOK = f"/notifications/d1/v2/issuers/{ISSUER_ID}/cards"

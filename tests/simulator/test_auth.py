@@ -21,12 +21,12 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from contracts.timeline import Delivery
-from simulator.auth import AuthError, NoAuth, OAuth2ClientCredentials, Signer, StaticBearer
-from simulator.delivery import SenderConfig, build_client, deliver_run
-from simulator.errors import UsageError
-from simulator.outbox import Outbox
-from simulator.retry import RetryPolicy
+from d1sim.contracts.timeline import Delivery
+from d1sim.simulator.auth import AuthError, NoAuth, OAuth2ClientCredentials, Signer, StaticBearer
+from d1sim.simulator.delivery import SenderConfig, build_client, deliver_run
+from d1sim.simulator.errors import UsageError
+from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.retry import RetryPolicy
 
 BASE = "http://issuer.test"
 TOKEN_URL = f"{BASE}/authz/d1/v1/oauth2/token"

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from simulator.d1.config import ADMIN_TOKEN_ENV, admin_token_for, is_loopback
-from simulator.errors import UsageError
+from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, admin_token_for, is_loopback
+from d1sim.simulator.errors import UsageError
 from tests.simulator.d1_support import CARDS, ISSUER, ORDER, OTHER, MockD1, mock_d1
 
 ADDRESS = ORDER["shipment"]["deliveryAddress"]

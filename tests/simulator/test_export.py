@@ -14,10 +14,10 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from contracts.contract_docs import build_asyncapi, build_openapi
-from simulator.cli import main
-from simulator.d1.app import D1Server, create_app
-from simulator.d1.config import ServerSettings
+from d1sim.contracts.contract_docs import build_asyncapi, build_openapi
+from d1sim.simulator.cli import main
+from d1sim.simulator.d1.app import D1Server, create_app
+from d1sim.simulator.d1.config import ServerSettings
 from tests.simulator.d1_support import ISSUER, ORDER, MockD1, mock_d1
 
 DOC_URI = "urn:d1sim:openapi"

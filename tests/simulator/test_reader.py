@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.errors import InputError
-from simulator.reader import (
+from d1sim.simulator.errors import InputError
+from d1sim.simulator.reader import (
     BOM,
     Locator,
     NotJson,

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from flask import Flask, request
 
-from contracts.expansion import summarize
-from contracts.scenarios import load_bundled
-from simulator.cli import main
-from simulator.receiver import ReceiverConfig
-from simulator.servers import running_server
+from d1sim.contracts.expansion import summarize
+from d1sim.contracts.scenarios import load_bundled
+from d1sim.simulator.cli import main
+from d1sim.simulator.receiver import ReceiverConfig
+from d1sim.simulator.servers import running_server
 
 FAST_RETRY = ["--backoff-base", "0.01", "--backoff-cap", "0.05"]
 
@@ -44,7 +44,7 @@ def test_bundled_scenarios_converge_on_the_reference_receiver(tmp_path: Path, re
 
 
 def _items(name: str) -> Any:
-    from contracts.expansion import expand_scenario
+    from d1sim.contracts.expansion import expand_scenario
     return expand_scenario(load_bundled(name))
 
 
@@ -172,7 +172,7 @@ def test_a_folder_is_a_suite_and_list_shows_bundled(tmp_path: Path, reference_re
 
 def _bundled_text(name: str) -> str:
     from importlib import resources
-    return resources.files("scenarios").joinpath(f"{name}.yaml").read_text()
+    return resources.files("d1sim.scenarios").joinpath(f"{name}.yaml").read_text()
 
 
 def test_running_the_same_command_again_after_completion_starts_a_new_run(
@@ -185,7 +185,7 @@ def test_running_the_same_command_again_after_completion_starts_a_new_run(
 
 
 def test_resume_by_run_id_delivers_what_is_owed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from simulator.outbox import Outbox
+    from d1sim.simulator.outbox import Outbox
 
     app, down, got = Flask("flaky"), [True], []
 

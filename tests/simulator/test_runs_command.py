@@ -10,9 +10,9 @@ import httpx
 import pytest
 from flask import Flask
 
-from simulator.cli import main
-from simulator.outbox import Outbox
-from simulator.servers import running_server
+from d1sim.simulator.cli import main
+from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.servers import running_server
 
 
 def _dead_run(tmp_path: Path) -> str:
