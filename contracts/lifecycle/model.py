@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from d1sim.contracts.lifecycle import load_lifecycle
+    >>> from d1sim.contracts.lifecycle.model import load_lifecycle
     >>> model = load_lifecycle()
     >>> model.operation_status("CARD_SHIPPED"), model.may_follow("CARD_PROD_DONE", "CARD_SHIPPED")
     ('SUCCESSFUL', True)
@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 
-from d1sim.contracts.documents import load_document
+from d1sim.contracts.notification.documents import load_document
 
 
 class LifecycleModelError(ValueError):

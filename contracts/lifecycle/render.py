@@ -5,8 +5,8 @@ Everything comes from the loaded model, so a new state or transition in
 
 Example::
 
-    >>> from d1sim.contracts.lifecycle import load_lifecycle
-    >>> from d1sim.contracts.render import render_mermaid
+    >>> from d1sim.contracts.lifecycle.model import load_lifecycle
+    >>> from d1sim.contracts.lifecycle.render import render_mermaid
     >>> render_mermaid(load_lifecycle()).splitlines()[:2]
     ['stateDiagram-v2', '    [*] --> CARD_PROD_REQUESTED']
 """
@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from d1sim.contracts.lifecycle import Lifecycle, State
+from d1sim.contracts.lifecycle.model import Lifecycle, State
 
 TABLE_COLUMNS = (
     "state",

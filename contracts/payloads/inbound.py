@@ -1,7 +1,7 @@
 """The inbound API's rules (issuer -> D1): order bodies, path ids, and the scenario test hook.
 
 Errors follow D1's shape, ``{"errorCode", "error"}`` with ``error`` naming the field
-(d1-produce.md section 8): FIELD_INVALID_FORMAT for a missing field or a value of the wrong
+(docs/d1-produce.md section 8): FIELD_INVALID_FORMAT for a missing field or a value of the wrong
 type or pattern, FIELD_INVALID_VALUE for a well-formed value that is not allowed. The schemas
 are ``schemas/inbound-production-order.schema.json`` and ``inbound-production-batch``; checking
 is the fast compiled validator first, the reference one only to explain a rejection.
@@ -30,7 +30,7 @@ import jsonschema_rs
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from d1sim.contracts.documents import load_document, schema_documents
+from d1sim.contracts.notification.documents import load_document, schema_documents
 
 ORDER_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-order.schema.json"
 BATCH_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-batch.schema.json"

@@ -1,4 +1,4 @@
-"""The inbound API the mock D1 serves to an issuer's backend (d1-produce.md section 8).
+"""The inbound API the mock D1 serves to an issuer's backend (docs/d1-produce.md section 8).
 
 Under ``/banking/v1``:
 
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from d1sim.contracts.inbound import (
+from d1sim.contracts.payloads.inbound import (
     FORMAT,
     PARSING,
     VALUE,

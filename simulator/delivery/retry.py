@@ -1,13 +1,13 @@
 """D1's retry rules: what an answer means, how long to wait, and which delivery may go next.
 
-The classification follows the reference (d1-produce.md section 2): any 2xx is delivered (a
+The classification follows the reference (docs/d1-produce.md section 2): any 2xx is delivered (a
 non-204 2xx with a warning); 408, 429, 5xx and transport failures are retried; any other status
 is a permanent failure. Waiting is exponential backoff with full jitter, or ``Retry-After``.
 
 Example::
 
     >>> import random
-    >>> from d1sim.simulator.retry import RetryPolicy, classify
+    >>> from d1sim.simulator.delivery.retry import RetryPolicy, classify
     >>> classify(503), classify(404), classify(None)
     (<Outcome.RETRY: 'retry'>, <Outcome.PERMANENT: 'permanent'>, <Outcome.RETRY: 'retry'>)
     >>> 0 <= RetryPolicy().delay(3, random.Random(1)) <= 4
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:
-    from d1sim.simulator.outbox import StoredDelivery
+    from d1sim.simulator.delivery.outbox import StoredDelivery
 
 
 class Outcome(StrEnum):
