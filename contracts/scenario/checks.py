@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from d1sim.contracts.lifecycle.model import Lifecycle, load_lifecycle
 from d1sim.contracts.scenario.durations import LONGEST
 from d1sim.contracts.scenario.faults import FAULTS, Fault
+from d1sim.contracts.scenario.model import Notice, Scenario, Step
 from d1sim.contracts.scenario.source import Path, did_you_mean
-
-if TYPE_CHECKING:
-    from d1sim.contracts.scenario.loading import Notice, Scenario, Step
 
 Problem = tuple[Path, str]
 

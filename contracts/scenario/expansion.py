@@ -32,7 +32,7 @@ import orjson
 from d1sim.contracts.lifecycle.convergence import CardState, Convergence
 from d1sim.contracts.payloads.factory import DEFAULT_START, Order, PayloadFactory
 from d1sim.contracts.scenario.faults import FAULTS, CardContext, Fault, Outgoing, Planned, labelled
-from d1sim.contracts.scenario.loading import Notice, Scenario
+from d1sim.contracts.scenario.model import Notice, Scenario
 from d1sim.contracts.scenario.timeline import Delivery
 
 CORRELATION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://d1sim.dev/correlation-id")

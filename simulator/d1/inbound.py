@@ -32,7 +32,6 @@ from d1sim.contracts.payloads.inbound import (
     check_issuer_id,
     check_order,
 )
-from d1sim.simulator.d1.app import BANKING, D1Server, d1_error, json_response
 from d1sim.simulator.d1.cancel import CancelRefused, cancel_order, operations_in
 from d1sim.simulator.d1.config import IssuerSettings
 from d1sim.simulator.d1.orders import (
@@ -41,6 +40,8 @@ from d1sim.simulator.d1.orders import (
     choose_scenario,
     held_operation,
 )
+from d1sim.simulator.d1.responses import BANKING, d1_error, json_response
+from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.d1.store import OrderRecord
 
 CARDS = BANKING + "/issuers/<issuer_id>/physicalCards"
