@@ -4,8 +4,8 @@ Modules: ``factory`` (deterministic, realistic notifications for a card's lifecy
 ``inbound`` (the physical-card order D1 receives, its checks and a sample).
 
 >>> from d1sim.contracts.payloads import PayloadFactory
->>> [op["status"] for op in PayloadFactory(seed=1).lifecycle()][:2]
-['CARD_PROD_PENDING', 'CARD_PROD_IN_PROGRESS']
+>>> [op["details"]["status"] for op in PayloadFactory(seed=1).lifecycle()][-1]
+'CARD_SHIPPED'
 """
 
 from d1sim.contracts.payloads.factory import PayloadFactory, notification
