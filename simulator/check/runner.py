@@ -69,8 +69,8 @@ class _Enough(BaseException):
 class _Property:
     """The property hypothesis calls once per example of one check."""
 
-    def __init__(self, check: Check, context: CheckContext) -> None:
-        self.check, self.context = check, context
+    def __init__(self, check: Check, context: CheckContext, shrink_calls: int = SHRINK_CALLS) -> None:
+        self.check, self.context, self.shrink_calls = check, context, shrink_calls
         self.notes: set[str] = set()
         self.examples = self.first_failure = 0
         self.last: CheckFailure | None = None  # hypothesis only tries smaller ones after a failure
@@ -82,9 +82,9 @@ class _Property:
             if self.last is not None:
                 raise _Enough  # shrinking cannot go on: report the smallest failure so far
             return  # spend nothing more once the run cannot go on
-        if self.last is not None and self.examples - self.first_failure >= SHRINK_CALLS:
+        if self.last is not None and self.examples - self.first_failure >= self.shrink_calls:
             self.notes.add(
-                f"shrinking stopped after {SHRINK_CALLS} calls: the example is small, "
+                f"shrinking stopped after {self.shrink_calls} calls: the example is small, "
                 "maybe not minimal"
             )
             raise _Enough
@@ -156,13 +156,14 @@ def run_check(
     max_examples: int = DEFAULT_MAX_EXAMPLES,
     seed: int = 0,
     replay: str = "",
+    shrink_calls: int = SHRINK_CALLS,
 ) -> CheckOutcome:
     """Run one check; skipped when the context lacks what it needs (probe, auth)."""
     reason = check.skip_reason(context)
     if reason:
         return CheckOutcome(check.id, "skipped", reason)
     started = time.perf_counter()
-    prop = _Property(check, context)
+    prop = _Property(check, context, shrink_calls)
     failure = _find_failure(prop, check.strategy(context), max_examples, seed)
     seconds, notes = time.perf_counter() - started, tuple(sorted(prop.notes))
     if failure is None:
@@ -186,6 +187,7 @@ def run_checks(
     *,
     replay: Callable[[str], str] | None = None,
     progress: Callable[[CheckOutcome], None] | None = None,
+    shrink_calls: int = SHRINK_CALLS,
 ) -> list[CheckOutcome]:
     """Run the selected checks (all when None) against ``context``, in the contract's order.
 
@@ -196,6 +198,7 @@ def run_checks(
         seed: hypothesis seed; the same seed replays the same examples.
         replay: gives the replay hint of a failed check from its id (default: a Python call).
         progress: called with each outcome as soon as it is known.
+        shrink_calls: calls spent shrinking one failure at most, then its smallest example so far.
     Returns:
         One :class:`CheckOutcome` per selected check.
     Raises:
@@ -205,7 +208,12 @@ def run_checks(
     outcomes = []
     for check in select_checks(check_ids):
         outcome = run_check(
-            check, context, max_examples=max_examples, seed=seed, replay=hint(check.id)
+            check,
+            context,
+            max_examples=max_examples,
+            seed=seed,
+            replay=hint(check.id),
+            shrink_calls=shrink_calls,
         )
         outcomes.append(outcome)
         if progress:

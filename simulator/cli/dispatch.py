@@ -45,7 +45,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``d1sim``; return the exit code (0 ok, 1 failed expectation, 2 usage/input error)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(words).parse_args(words)
+    return run(build_parser(words).parse_args(words))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command ``args.func``; usage errors and interrupts become exit codes."""
     try:
         return int(args.func(args))
     except UsageError as exc:

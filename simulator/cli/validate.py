@@ -24,15 +24,21 @@ import argparse
 import gc
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from d1sim.contracts.problems import Problem
-from d1sim.simulator.validate import run as validate_run
-from d1sim.simulator.validate.pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.simulator.validate.pipeline import (
+    CHUNK_BYTES,
+    PARALLEL_BYTES,
+    ChunkPipeline,
+    auto_jobs,
+    plan_chunks,
+)
 from d1sim.simulator.validate.reader import expand_inputs
-from d1sim.simulator.validate.run import Validation
+from d1sim.simulator.validate.run import SETTLE_EVERY, Validation
 
 EPILOG = """\
 output:
@@ -52,9 +58,15 @@ exit status:
   0 no error (warnings allowed), 1 at least one error,
   2 usage error, unreadable input or text that is not JSON
 """
-# Read when the command runs (tests shorten it): notifications between two settlings of the
-# garbage collector on the one-process path.
-SETTLE_EVERY = validate_run.SETTLE_EVERY
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """How the command splits its work; the defaults suit real captures, tests make them small."""
+
+    chunk_bytes: int = CHUNK_BYTES  # one unit of a worker's work
+    parallel_bytes: int = PARALLEL_BYTES  # JSON Lines total from which workers start unasked
+    settle_every: int = SETTLE_EVERY  # notifications between two settlings of the collector
 
 
 def add_parser(subparsers: Any) -> None:
@@ -108,13 +120,13 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, tuning: Tuning = Tuning()) -> int:
     """Validate every input named in ``args``; return the exit code."""
     sources = expand_inputs(args.paths)
     out = None if args.quiet else _writer(args.format)
-    validation = Validation(sources, strict=args.strict, out=out, settle_every=SETTLE_EVERY)
-    jobs = args.jobs or auto_jobs(sources)
-    chunks = plan_chunks(sources) if jobs > 1 else []
+    validation = Validation(sources, strict=args.strict, out=out, settle_every=tuning.settle_every)
+    jobs = args.jobs or auto_jobs(sources, tuning.parallel_bytes)
+    chunks = plan_chunks(sources, tuning.chunk_bytes) if jobs > 1 else []
     try:
         with ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline:
             for index, source in enumerate(sources):

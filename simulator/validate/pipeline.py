@@ -47,20 +47,20 @@ def is_parallel(source: Source) -> bool:
     return source.mode == "lines" and source.path is not None
 
 
-def auto_jobs(sources: Sequence[Source]) -> int:
-    """One process per CPU when the JSON Lines inputs are large enough to gain from it, else 1."""
+def auto_jobs(sources: Sequence[Source], parallel_bytes: int = PARALLEL_BYTES) -> int:
+    """One process per CPU when the JSON Lines inputs total ``parallel_bytes`` or more, else 1."""
     total = 0
     for source in sources:
         if is_parallel(source):
             with contextlib.suppress(OSError):  # reported when the file is read
                 total += source.path.stat().st_size  # type: ignore[union-attr]
     cpus = available_cpus()
-    return min(cpus, MAX_AUTO_JOBS) if cpus > 1 and total >= PARALLEL_BYTES else 1
+    return min(cpus, MAX_AUTO_JOBS) if cpus > 1 and total >= parallel_bytes else 1
 
 
-def plan_chunks(sources: Sequence[Source], size: int | None = None) -> list[Chunk]:
-    """Byte ranges of every parallel source, in input order (an empty file is one range)."""
-    size = size or CHUNK_BYTES
+def plan_chunks(sources: Sequence[Source], size: int = CHUNK_BYTES) -> list[Chunk]:
+    """Byte ranges of about ``size`` bytes of every parallel source, in input order (an empty
+    file is one range)."""
     chunks: list[Chunk] = []
     for index, source in enumerate(sources):
         if not is_parallel(source):

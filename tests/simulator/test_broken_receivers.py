@@ -160,11 +160,10 @@ def test_a_receiver_failing_at_random_is_reported_as_flaky() -> None:
     assert "flaky:    the receiver did not fail again" in format_failure(outcome.failure)
 
 
-def test_shrinking_stops_at_its_budget_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    import d1sim.simulator.check.runner
-
-    monkeypatch.setattr(d1sim.simulator.check.runner, "SHRINK_CALLS", 2)
-    (outcome,) = check_in_process(broken("fails on batches"), ["accepts_batches"])
+def test_shrinking_stops_at_its_budget_with_a_note() -> None:
+    row = broken("fails on batches")
+    with wsgi_context(row.build(), auth=StaticBearer(TOKEN), timeout=row.timeout) as context:
+        (outcome,) = run_checks(context, ["accepts_batches"], max_examples=EXAMPLES, shrink_calls=2)
     assert outcome.outcome == "failed" and outcome.failure is not None
     assert outcome.notes == (
         "shrinking stopped after 2 calls: the example is small, maybe not minimal",
