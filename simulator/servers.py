@@ -3,7 +3,7 @@
 Example::
 
     >>> import httpx
-    >>> from d1sim.simulator.receiver import create_app
+    >>> from d1sim.simulator.receiver.app import create_app
     >>> with running_server(create_app()) as url:
     ...     httpx.get(f"{url}/_receiver/stats").json()["posts"]
     0

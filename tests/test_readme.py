@@ -6,9 +6,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.render import render_mermaid
-from d1sim.contracts.scenarios import bundled_scenarios
+from d1sim.contracts.lifecycle.model import load_lifecycle
+from d1sim.contracts.lifecycle.render import render_mermaid
+from d1sim.contracts.scenario.loading import bundled_scenarios
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 

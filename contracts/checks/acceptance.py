@@ -1,5 +1,5 @@
 """Checks that a receiver accepts what D1 may legitimately send: any valid, batched, newer or
-leaner notification than the one it was written against (d1-produce.md sections 2, 4 and 5).
+leaner notification than the one it was written against (docs/d1-produce.md sections 2, 4 and 5).
 
 Each check but ``accepts_batches`` sends one operation per POST, so that a receiver that only
 breaks on batches fails ``accepts_batches`` and nothing else.

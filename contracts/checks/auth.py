@@ -1,4 +1,4 @@
-"""The check that a receiver refuses notifications D1 did not send (d1-produce.md section 3).
+"""The check that a receiver refuses notifications D1 did not send (docs/d1-produce.md section 3).
 
 Runs only when auth is configured: without it the receiver is meant to accept anyone, and the
 check is skipped with that reason rather than passed.

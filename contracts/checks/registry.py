@@ -1,6 +1,6 @@
 """The registry of receiver checks: each check is a named row, added with ``@check``.
 
-A check is a predicate named after the property that must hold (d1-produce.md section 7), a
+A check is a predicate named after the property that must hold (docs/d1-produce.md section 7), a
 hypothesis strategy for its input, and what it needs (a state probe, configured auth). Adding a
 check is adding a decorated function; selecting checks is naming them.
 

@@ -1,5 +1,5 @@
 """Checks that a receiver fails safe: refuses garbage with a 4xx, never answers 5xx to bad input
-(D1 retries a 5xx for ever), and answers within D1's timeout (d1-produce.md sections 2, 7).
+(D1 retries a 5xx for ever), and answers within D1's timeout (docs/d1-produce.md sections 2, 7).
 """
 
 from __future__ import annotations

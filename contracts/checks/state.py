@@ -1,7 +1,7 @@
-"""Checks of what a receiver holds after at-least-once, unordered delivery (d1-produce.md 2, 6).
+"""Checks of what a receiver holds after at-least-once, unordered delivery (docs/d1-produce.md sections 2, 6).
 
 Both send one card's lifecycle one operation per POST, as D1 does, and read the receiver's
-state through the probe. The expected state is :func:`d1sim.contracts.convergence.converge` of what
+state through the probe. The expected state is :func:`d1sim.contracts.lifecycle.convergence.converge` of what
 was sent: the rule the reference receiver and the simulator share.
 """
 
@@ -15,7 +15,7 @@ from hypothesis.strategies import SearchStrategy
 from d1sim.contracts.checks.model import CheckFailure
 from d1sim.contracts.checks.registry import check
 from d1sim.contracts.checks.trial import ACCEPTED, NO_PROBE_NOTE, Trial, one_per_post
-from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.strategies import lifecycles, shuffled_lifecycles
 
 Operation = dict[str, Any]

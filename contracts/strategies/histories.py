@@ -13,7 +13,7 @@ from datetime import datetime
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.lifecycle.model import Lifecycle, load_lifecycle
 from d1sim.contracts.strategies.payloads import Operation, argument_problem, draw_operation
 from d1sim.contracts.strategies.values import draw_later, draw_order, failing
 

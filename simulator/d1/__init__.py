@@ -1,8 +1,10 @@
 """The mock D1 server behind ``d1sim serve``: inbound API, admin API, planner and dispatcher.
 
-Modules: ``app`` (the server object and Flask app), ``inbound`` (``/banking/v1``), ``admin`` and
+Modules: ``server`` (the server object), ``app`` (its Flask app, mounting the rest),
+``responses`` (prefixes, JSON and error answers), ``inbound`` (``/banking/v1``), ``admin`` and
 ``admin_runs`` (``/_sim``), ``orders`` (order -> one-card scenario -> outbox run), ``cancel``,
 ``dispatcher`` and ``lanes`` (background delivery), ``issuers`` (settings and virtual clocks),
-``store`` (SQLite), ``server_outbox`` (extra outbox queries), ``config`` (settings, config file).
+``store`` (SQLite), ``server_outbox`` (extra outbox queries), ``config`` (settings, config file),
+``demo`` (the mock-D1 part of ``d1sim demo``).
 docs/server.md is the user's guide.
 """

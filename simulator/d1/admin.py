@@ -18,12 +18,13 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from d1sim.contracts.durations import DurationError, parse_duration
-from d1sim.contracts.scenario_source import ScenarioError
-from d1sim.contracts.scenarios import Scenario, load_scenario_text
-from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, json_response, problem
+from d1sim.contracts.scenario.durations import DurationError, parse_duration
+from d1sim.contracts.scenario.loading import Scenario, load_scenario_text
+from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.simulator.d1.config import IssuerSettings, bundled, bundled_names
 from d1sim.simulator.d1.orders import plan_run
+from d1sim.simulator.d1.responses import ADMIN, BANKING, json_response, problem
+from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.errors import UsageError
 
 MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
@@ -222,9 +223,7 @@ class Admin:
 
 
 def add_admin_routes(app: Flask, server: D1Server) -> None:
-    """Mount the admin API on ``app``."""
-    from d1sim.simulator.d1.admin_runs import add_run_routes
-
+    """Mount the admin API on ``app`` (its runs, cards and deliveries: ``admin_runs``)."""
     views = Admin(server)
     rules: list[tuple[str, Callable[..., Response], str]] = [
         ("", views.index, "GET"),
@@ -240,7 +239,6 @@ def add_admin_routes(app: Flask, server: D1Server) -> None:
     ]
     for path, view, method in rules:
         app.add_url_rule(ADMIN + path, view_func=view, methods=[method])
-    add_run_routes(app, server)
 
     @app.before_request
     def _admin_token() -> Response | None:

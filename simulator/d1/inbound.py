@@ -1,4 +1,4 @@
-"""The inbound API the mock D1 serves to an issuer's backend (d1-produce.md section 8).
+"""The inbound API the mock D1 serves to an issuer's backend (docs/d1-produce.md section 8).
 
 Under ``/banking/v1``:
 
@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from d1sim.contracts.inbound import (
+from d1sim.contracts.payloads.inbound import (
     FORMAT,
     PARSING,
     VALUE,
@@ -32,7 +32,6 @@ from d1sim.contracts.inbound import (
     check_issuer_id,
     check_order,
 )
-from d1sim.simulator.d1.app import BANKING, D1Server, d1_error, json_response
 from d1sim.simulator.d1.cancel import CancelRefused, cancel_order, operations_in
 from d1sim.simulator.d1.config import IssuerSettings
 from d1sim.simulator.d1.orders import (
@@ -41,6 +40,8 @@ from d1sim.simulator.d1.orders import (
     choose_scenario,
     held_operation,
 )
+from d1sim.simulator.d1.responses import BANKING, d1_error, json_response
+from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.d1.store import OrderRecord
 
 CARDS = BANKING + "/issuers/<issuer_id>/physicalCards"

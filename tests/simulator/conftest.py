@@ -12,7 +12,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from d1sim.simulator.receiver import ReceiverConfig, create_app
+from d1sim.simulator.receiver.app import ReceiverConfig, create_app
 from d1sim.simulator.servers import ServerThread
 
 ISSUER_ID = "ISSUER0001"

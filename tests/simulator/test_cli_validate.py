@@ -6,17 +6,19 @@ tiny chunks that a worker process and this one share (see test_validate_pipeline
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from d1sim.simulator import cli, validate_pipeline
-from d1sim.simulator.commands import validate
+from d1sim.simulator.cli import dispatch as cli
+from d1sim.simulator.cli import validate
 
 LINE = re.compile(
     r"^(?P<path>[^:]+):(?P<line>\d+):(?P<pointer>(/[^:]*)?): (?P<severity>error|warning): .+$"
@@ -25,18 +27,33 @@ SUMMARY = re.compile(r"^\d+ notifications, \d+ operations: \d+ errors, \d+ warni
 SEED = sorted((Path(__file__).parents[1] / "data" / "seed").glob("*.json"))
 
 
+ONE_PROCESS = validate.Tuning()
+WORKERS = validate.Tuning(chunk_bytes=100)  # with --jobs 2: chunk boundaries everywhere
+MODE = {"workers": False}  # the mode of the running test, set by the `jobs` fixture
+
+
 @pytest.fixture(autouse=True, params=["one process", "workers"])
-def jobs(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def jobs(request: pytest.FixtureRequest) -> Iterator[str]:
     """The same expectations hold whether JSON Lines inputs are checked by workers or not."""
-    if request.param == "workers":
-        monkeypatch.setattr(validate, "auto_jobs", lambda sources: 2)
-        monkeypatch.setattr(validate_pipeline, "CHUNK_BYTES", 100)  # chunk boundaries everywhere
-    return str(request.param)
+    MODE["workers"] = request.param == "workers"
+    yield str(request.param)
+    MODE["workers"] = False
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> tuple[int, list[str], list[str]]:
+def validate_command(argv: list[str], tuning: validate.Tuning | None = None) -> int:
+    """``d1sim validate ARGV`` in-process, in the test's mode (``tuning`` instead when given)."""
+    workers = MODE["workers"] and tuning is None
+    words = ["validate", *(["--jobs", "2"] if workers else []), *argv]
+    args = cli.build_parser(words).parse_args(words)
+    args.func = functools.partial(validate.run, tuning=tuning or (WORKERS if workers else ONE_PROCESS))
+    return cli.run(args)
+
+
+def run(
+    capsys: pytest.CaptureFixture[str], *argv: str | Path, tuning: validate.Tuning | None = None
+) -> tuple[int, list[str], list[str]]:
     """Run ``d1sim validate`` in-process: (exit code, stdout lines, stderr lines)."""
-    code = cli.main(["validate", *map(str, argv)])
+    code = validate_command([*map(str, argv)], tuning)
     out, err = capsys.readouterr()
     return code, out.splitlines(), err.splitlines()
 
@@ -215,16 +232,15 @@ def test_bytes_that_are_not_utf8_are_located(capsys, tmp_path: Path) -> None:
     assert err[0] == f"d1sim validate: error: {path}:2:29: not JSON: not UTF-8 (byte 0xe8)"
 
 
-def test_settling_the_garbage_collector_changes_nothing(capsys, monkeypatch, data_dir) -> None:
-    expected = run(capsys, data_dir / "validate")
-    monkeypatch.setattr(validate, "SETTLE_EVERY", 1)
-    assert run(capsys, data_dir / "validate") == expected
+def test_settling_the_garbage_collector_changes_nothing(capsys, data_dir) -> None:
+    expected = run(capsys, data_dir / "validate", tuning=ONE_PROCESS)
+    assert run(capsys, data_dir / "validate", tuning=validate.Tuning(settle_every=1)) == expected
 
 
 @pytest.mark.slow
 def test_console_script_end_to_end(data_dir: Path) -> None:
     script = Path(sys.executable).with_name("d1sim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim.simulator.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim"]
     body = (data_dir / "validate" / "cross-file" / "1-shipped.json").read_bytes()
     other = data_dir / "validate" / "cross-file" / "2-exception.json"
     done = subprocess.run(

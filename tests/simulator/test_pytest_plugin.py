@@ -10,8 +10,8 @@ pytest_plugins = ["pytester"]
 
 # Once d1sim is installed with its pytest11 entry point the plugin loads by itself; before
 # that (a checkout without reinstall) the suites under test ask for it explicitly.
-INSTALLED = any(ep.value == "d1sim.simulator.pytest_plugin" for ep in entry_points(group="pytest11"))
-PLUGIN = [] if INSTALLED else ["-p", "d1sim.simulator.pytest_plugin"]
+INSTALLED = any(ep.value == "d1sim.simulator.check.plugin" for ep in entry_points(group="pytest11"))
+PLUGIN = [] if INSTALLED else ["-p", "d1sim.simulator.check.plugin"]
 BROKEN_APP = '''
 from flask import Flask, request
 
@@ -56,7 +56,7 @@ def test_the_reference_receiver_fixture_passes_every_check_over_http(
 def test_overriding_the_config_fixture_turns_auth_on(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
         import pytest
-        from d1sim.simulator.receiver import ReceiverConfig
+        from d1sim.simulator.receiver.app import ReceiverConfig
 
         @pytest.fixture
         def d1sim_receiver_config():
@@ -110,7 +110,7 @@ def test_outcomes_are_returned_without_failing_when_asked(pytester: pytest.Pytes
 def test_a_probe_callable_and_the_ini_default_are_used(pytester: pytest.Pytester) -> None:
     pytester.makeini("[pytest]\nd1sim_max_examples = 7\n")
     pytester.makepyfile("""
-        from d1sim.simulator.receiver import create_app
+        from d1sim.simulator.receiver.app import create_app
 
         def test_probe(d1sim_check):
             app = create_app()
@@ -125,7 +125,7 @@ def test_integrators_can_use_the_strategies_in_their_own_tests(pytester: pytest.
     pytester.makepyfile("""
         from hypothesis import given, settings
         from d1sim.contracts.strategies import notifications
-        from d1sim.simulator.receiver import create_app
+        from d1sim.simulator.receiver.app import create_app
 
         client = create_app().test_client()
 

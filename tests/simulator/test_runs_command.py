@@ -10,8 +10,8 @@ import httpx
 import pytest
 from flask import Flask
 
-from d1sim.simulator.cli import main
-from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.cli.dispatch import main
+from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.servers import running_server
 
 

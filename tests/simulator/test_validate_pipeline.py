@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import random
@@ -14,19 +15,35 @@ from pathlib import Path
 import orjson
 import pytest
 
-from d1sim.contracts.factory import PayloadFactory
-from d1sim.contracts.validation import NotificationValidator
-from d1sim.simulator import cli, validate_chunks, validate_pipeline, validate_workers
-from d1sim.simulator.reader import expand_inputs
-from d1sim.simulator.validate_pipeline import ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.contracts.notification.validation import NotificationValidator
+from d1sim.contracts.payloads.factory import PayloadFactory
+from d1sim.simulator.cli import dispatch as cli
+from d1sim.simulator.cli import validate
+from d1sim.simulator.validate import chunks as validate_chunks
+from d1sim.simulator.validate import pipeline as validate_pipeline
+from d1sim.simulator.validate import workers as validate_workers
+from d1sim.simulator.validate.pipeline import ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.simulator.validate.reader import expand_inputs
 
 Outcome = tuple[int, str, str]  # exit code, stdout, stderr
 CUTS = ("status", "card", "unknown", "error", "skip", "clash", "order", "late", "id")
 
 
+# Chunks of about 20 lines of the mixed capture: many boundaries, a few chunks per worker.
+SMALL_CHUNKS = validate.Tuning(chunk_bytes=8192)
+
+
+def validate_command(argv: list[str]) -> int:
+    """``d1sim validate ARGV`` in-process, with small chunks."""
+    words = ["validate", *argv]
+    args = cli.build_parser(words).parse_args(words)
+    args.func = functools.partial(validate.run, tuning=SMALL_CHUNKS)
+    return cli.run(args)
+
+
 def run(capsys: pytest.CaptureFixture[str], *argv: str | Path) -> Outcome:
     """Run ``d1sim validate`` in-process: (exit code, stdout, stderr), byte for byte."""
-    code = cli.main(["validate", *map(str, argv)])
+    code = validate_command([*map(str, argv)])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -88,9 +105,8 @@ def mixed_capture(folder: Path, seed: int = 5, cards: int = 150) -> list[Path]:
 
 
 @pytest.fixture
-def capture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """The mixed capture, cut into chunks of about 20 lines each when workers check it."""
-    monkeypatch.setattr(validate_pipeline, "CHUNK_BYTES", 8192)
+def capture(tmp_path: Path) -> list[Path]:
+    """The mixed capture (cut into ``SMALL_CHUNKS`` when workers check it)."""
     return mixed_capture(tmp_path)
 
 
@@ -171,7 +187,7 @@ def test_a_line_that_breaks_the_checker_fails_the_same_way_with_workers(
 
     monkeypatch.setattr(NotificationValidator, "iter_problems", breaks)
     with pytest.raises(RecursionError, match="too deep"):
-        cli.main(["validate", "--jobs", jobs, *map(str, capture)])
+        validate_command(["--jobs", jobs, *map(str, capture)])
     assert multiprocessing.active_children() == []
 
 
@@ -199,8 +215,7 @@ def test_jobs_must_be_a_positive_whole_number(capsys, jobs: str) -> None:
 def test_small_inputs_stay_in_one_process(monkeypatch, capture: list[Path]) -> None:
     monkeypatch.setattr(validate_pipeline, "available_cpus", lambda: 4)
     assert auto_jobs(expand_inputs(map(str, capture))) == 1
-    monkeypatch.setattr(validate_pipeline, "PARALLEL_BYTES", 1000)
-    assert auto_jobs(expand_inputs(map(str, capture))) == 4
+    assert auto_jobs(expand_inputs(map(str, capture)), parallel_bytes=1000) == 4
     assert auto_jobs(expand_inputs(["-", "tests/data/validate/pointer-line.json"])) == 1
 
 
@@ -226,7 +241,7 @@ def test_a_pipeline_without_workers_checks_in_this_process(capture: list[Path]) 
 def test_console_script_with_workers_matches_one_process(tmp_path: Path) -> None:
     paths = [str(p) for p in mixed_capture(tmp_path, seed=9, cards=2500)]  # several chunks
     script = Path(sys.executable).with_name("d1sim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim.simulator.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim"]
 
     def outcome(jobs: str) -> tuple[int, bytes, bytes]:
         done = subprocess.run(

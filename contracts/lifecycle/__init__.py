@@ -1,0 +1,26 @@
+"""The card-production lifecycle: the state model, legal sequences, convergence and pictures.
+
+Modules: ``model`` (the table loaded from ``schemas/produce-lifecycle.json``), ``sequence``
+(which arrival orders are legal), ``convergence`` (the state a receiver should end in whatever
+the arrival order), ``render`` (Mermaid, table and JSON views).
+
+>>> from d1sim.contracts.lifecycle import load_lifecycle
+>>> load_lifecycle().may_follow("CARD_PROD_DONE", "CARD_SHIPPED")
+True
+"""
+
+from d1sim.contracts.lifecycle.convergence import converge
+from d1sim.contracts.lifecycle.model import Lifecycle, State, load_lifecycle
+from d1sim.contracts.lifecycle.render import render_mermaid, render_table
+from d1sim.contracts.lifecycle.sequence import SequenceChecker, check_sequence
+
+__all__ = [
+    "Lifecycle",
+    "SequenceChecker",
+    "State",
+    "check_sequence",
+    "converge",
+    "load_lifecycle",
+    "render_mermaid",
+    "render_table",
+]

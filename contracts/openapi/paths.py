@@ -1,0 +1,265 @@
+"""The paths ``d1sim serve`` answers, as OpenAPI 3.1 path items (used by :mod:`d1sim.contracts.openapi.documents`).
+
+The inbound API (``/banking/v1``) answers errors in D1's ``{"errorCode", "error"}`` shape; the
+admin API (``/_sim``) in ``application/problem+json``. Admin calls are a table: one row each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+BANKING = "/banking/v1"
+CARDS = BANKING + "/issuers/{issuerId}/physicalCards"
+ADMIN = "/_sim"
+SCENARIO_HEADER = "X-D1Sim-Scenario"
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to ``components/schemas/<name>``."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    return {"content": {media: {"schema": schema}}}
+
+
+def answer(description: str, schema: dict[str, Any], media: str = "application/json") -> dict[str, Any]:
+    """A response object with one JSON body."""
+    return {"description": description, **json_body(schema, media)}
+
+
+def path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def query_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema}
+
+
+ISSUER_ID = path_param("issuerId", {"type": "string", "minLength": 10, "maxLength": 10})
+CARD_ID = path_param("cardId", ref("InboundProductionOrder/$defs/cardId"))
+D1_ERRORS = {
+    "400": "PARSING_ERROR, FIELD_INVALID_FORMAT or FIELD_INVALID_VALUE; `error` names the field.",
+    "401": "AUTHORIZER_UNAUTHORIZED: no, wrong or expired token, or one of another issuer.",
+    "404": "ISSUER_NOT_FOUND, CARD_NOT_FOUND or RESOURCE_NOT_FOUND.",
+    "413": "PAYLOAD_TOO_LARGE.",
+}
+
+
+def d1_errors(*statuses: str) -> dict[str, Any]:
+    """D1-shaped error responses for ``statuses`` (409 included when asked)."""
+    texts = {**D1_ERRORS, "409": "INVALID_CARD_STATE: the card has shipped, failed or is cancelled."}
+    return {s: answer(texts[s], ref("D1Error")) for s in statuses}
+
+
+def inbound_schemas() -> dict[str, Any]:
+    """The inbound API's own answer shapes."""
+    operation_id = {"type": "string"}
+    return {
+        "D1Error": {
+            "type": "object",
+            "required": ["errorCode", "error"],
+            "properties": {
+                "errorCode": {"type": "string"},
+                "error": {"type": "string", "description": "The field at fault, or a short text."},
+                "message": {"type": "string", "description": "d1sim's extra, for humans."},
+            },
+        },
+        "TokenResponse": {
+            "type": "object",
+            "required": ["access_token", "token_type", "expires_in"],
+            "properties": {
+                "access_token": {"type": "string"},
+                "token_type": {"const": "Bearer"},
+                "expires_in": {"type": "string", "pattern": "^[0-9]+$"},
+                "scope": {"type": "string"},
+                "expires_at": ref("Types/$defs/dateTime"),
+            },
+        },
+        "OrderAccepted": {"type": "object", "required": ["operationId"], "properties": {"operationId": operation_id}},
+        "BatchAccepted": {
+            "type": "object",
+            "required": ["operations"],
+            "properties": {"operations": {"type": "array", "items": ref("BatchAcceptedItem")}},
+        },
+        "BatchAcceptedItem": {
+            "type": "object",
+            "required": ["cardId", "operationId"],
+            "properties": {"cardId": ref("InboundProductionOrder/$defs/cardId"), "operationId": operation_id},
+        },
+        "ProductionStatus": {
+            "type": "object",
+            "required": ["operations"],
+            "properties": {"operations": {"type": "array", "maxItems": 1, "items": ref("Operation")}},
+        },
+    }
+
+
+def token_path() -> dict[str, Any]:
+    """``POST /banking/v1/oauth2/token``."""
+    form = {
+        "type": "object",
+        "required": ["grant_type"],
+        "properties": {
+            "grant_type": {"const": "client_credentials"},
+            "client_id": {"type": "string"},
+            "client_secret": {"type": "string"},
+            "scope": {"type": "string"},
+        },
+    }
+    return {
+        "post": {
+            "operationId": "issueToken",
+            "summary": "Client credentials grant: a bearer token for 15 minutes.",
+            "security": [{"clientBasic": []}, {}],
+            "requestBody": {"required": True, **json_body(form, "application/x-www-form-urlencoded")},
+            "responses": {"200": answer("The token.", ref("TokenResponse")), **d1_errors("400", "401")},
+        }
+    }
+
+
+def inbound_call(op_id: str, summary: str, ok: str, ok_schema: str, **extra: Any) -> dict[str, Any]:
+    """One inbound operation with D1's bearer and error answers."""
+    errors = d1_errors(*extra.pop("errors", ("400", "401", "404")))
+    return {
+        "operationId": op_id,
+        "summary": summary,
+        "security": [{"d1Bearer": []}, {}],
+        **extra,
+        "responses": {ok: answer(summary, ref(ok_schema)), **errors},
+    }
+
+
+def inbound_paths() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``/banking/v1`` path items and the schemas they add."""
+    scenario = {"name": SCENARIO_HEADER, "in": "header", "required": False, "schema": {"type": "string"}}
+    single = [ISSUER_ID, CARD_ID]
+    paths = {
+        BANKING + "/oauth2/token": token_path(),
+        CARDS + "/{cardId}/operations:production": {"post": inbound_call(
+            "orderCard", "Order one card.", "202", "OrderAccepted", parameters=[*single, scenario],
+            requestBody={"required": True, **json_body(ref("InboundProductionOrder"))},
+            errors=("400", "401", "404", "413"))},
+        CARDS + "/operations:production": {"post": inbound_call(
+            "orderCards", "Order 1-1000 cards, checked as a whole.", "202", "BatchAccepted",
+            parameters=[ISSUER_ID, scenario],
+            requestBody={"required": True, **json_body(ref("InboundProductionBatch"))},
+            errors=("400", "401", "404", "413"))},
+        CARDS + "/{cardId}/productionStatus": {"get": inbound_call(
+            "productionStatus", "The operation a converged receiver holds.", "200", "ProductionStatus",
+            parameters=single)},
+        CARDS + "/{cardId}/operations:cancelProduction": {"post": inbound_call(
+            "cancelProduction", "Pull & change: cancel the card's newest order.", "202", "OrderAccepted",
+            parameters=single, requestBody={"required": False, **json_body({"type": "object"})},
+            errors=("400", "401", "404", "409"))},
+    }
+    return paths, inbound_schemas()
+
+
+@dataclass(frozen=True)
+class AdminCall:
+    """One ``/_sim`` call: where, what it does, its success status, body and query parameters."""
+
+    path: str
+    method: str
+    op_id: str
+    summary: str
+    ok: str = "200"
+    body: dict[str, Any] | None = None
+    query: tuple[str, ...] = ()
+
+
+def obj(**properties: Any) -> dict[str, Any]:
+    """An object schema with these properties."""
+    return {"type": "object", "properties": properties}
+
+
+TEXT, PAGE = {"type": "string"}, ("limit", "offset")
+ADMIN_CALLS = (
+    AdminCall("", "get", "simIndex", "Issuers, scenarios, planning backlog, dispatcher counters."),
+    AdminCall("/scenarios", "get", "simScenarios", "The bundled scenarios."),
+    AdminCall("/issuers", "get", "simIssuers", "Every issuer (secrets as ***)."),
+    AdminCall("/issuers/{issuerId}", "get", "simIssuer", "One issuer (secrets as ***)."),
+    AdminCall("/issuers/{issuerId}", "put", "simPutIssuer", "Register (201) or update (200) an issuer.",
+              body=ref("SimIssuer")),
+    AdminCall("/issuers/{issuerId}/credentials", "post", "simCredentials", "Mint inbound client credentials.",
+              "201", obj(clientId=TEXT)),
+    AdminCall("/issuers/{issuerId}/pause", "post", "simPause", "Stop the issuer's clock and deliveries."),
+    AdminCall("/issuers/{issuerId}/resume", "post", "simResume", "Restart the issuer's clock and deliveries."),
+    AdminCall("/issuers/{issuerId}/runs", "post", "simStartRun", "Start a bundled or uploaded scenario.",
+              "201", obj(scenario=TEXT, seed={"type": "integer"}, yaml=TEXT)),
+    AdminCall("/clock/advance", "post", "simAdvance", "Move every issuer's clock, or one's, forward.",
+              body={**obj(by=TEXT, issuerId=TEXT), "required": ["by"]}),
+    AdminCall("/runs", "get", "simRuns", "Runs with delivery counts, newest first.", query=("issuerId", *PAGE)),
+    AdminCall("/runs/{runId}", "get", "simRun", "One run."),
+    AdminCall("/runs/{runId}/deliveries", "get", "simRunDeliveries", "A run's deliveries.",
+              query=("state", *PAGE)),
+    AdminCall("/cards", "get", "simCards", "Orders, newest first, with the status sent so far.",
+              query=("issuerId", *PAGE)),
+    AdminCall("/deliveries/{deliveryId}", "get", "simDelivery", "One delivery with its body and attempts."),
+    AdminCall("/deliveries/{deliveryId}/resend", "post", "simResend", "Send one delivery again now."),
+    AdminCall("/deliveries/recover", "post", "simRecover", "Send again every dead delivery last tried since then.",
+              body=obj(since={"type": ["string", "number"]}, issuerId=TEXT)),
+    AdminCall("/deliveries/replay", "post", "simReplay", "Send again now everything never delivered.",
+              body=obj(issuerId=TEXT)),
+)
+ADMIN_PARAMS: dict[str, dict[str, Any]] = {
+    "issuerId": {"type": "string"},
+    "runId": {"type": "string"},
+    "deliveryId": {"type": "integer"},
+    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "offset": {"type": "integer", "minimum": 0},
+    "state": {"type": "string"},
+}
+PROBLEM = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+    },
+}
+
+
+def admin_operation(call: AdminCall) -> dict[str, Any]:
+    """One ``/_sim`` operation: parameters, body, success and problem+json answers."""
+    names = [part[1:-1] for part in call.path.split("/") if part.startswith("{")]
+    problems = {
+        status: answer(text, ref("Problem"), "application/problem+json")
+        for status, text in (("400", "Bad request."), ("401", "Missing or wrong admin token."), ("404", "Not found."))
+    }
+    operation: dict[str, Any] = {
+        "operationId": call.op_id,
+        "summary": call.summary,
+        "tags": ["admin"],
+        "security": [{"adminBearer": []}, {}],
+        "parameters": [path_param(n, ADMIN_PARAMS[n]) for n in names]
+        + [query_param(n, ADMIN_PARAMS[n]) for n in call.query],
+        "responses": {call.ok: answer(call.summary, {"type": "object"}), **problems},
+    }
+    if call.op_id == "simPutIssuer":
+        operation["responses"]["201"] = answer("Registered.", {"type": "object"})
+    if call.body is not None:
+        media = json_body(call.body)["content"]
+        if call.op_id == "simStartRun":
+            media["application/yaml"] = {"schema": {"type": "string"}}
+        operation["requestBody"] = {"required": call.op_id in ("simPutIssuer", "simAdvance"), "content": media}
+    return operation
+
+
+def admin_paths() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``/_sim`` path items (and ``GET /openapi.json``) and the schemas they add."""
+    paths: dict[str, Any] = {}
+    for call in ADMIN_CALLS:
+        paths.setdefault(ADMIN + call.path, {})[call.method] = admin_operation(call)
+    paths["/openapi.json"] = {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This document.",
+            "responses": {"200": answer("The OpenAPI document.", {"type": "object"})},
+        }
+    }
+    return paths, {"Problem": PROBLEM}

@@ -1,0 +1,214 @@
+"""``d1sim check --target URL``: check a receiver against the contract, one verdict per check.
+
+Auth options say how D1 is configured for this receiver: the checker obtains its token the way
+D1 does (``d1sim.simulator.delivery.auth``) and sends it with every notification, and ``rejects_missing_auth``
+checks that notifications without it are refused.
+
+Exit codes: 0 no selected check failed, 1 at least one failed, 2 usage error (unknown check,
+bad URL template, bad option) or the target cannot be reached before the checks start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from typing import Any
+
+from d1sim.contracts.checks import (
+    CheckContext,
+    CheckOutcome,
+    ProbeError,
+    UnknownCheck,
+    registered,
+    select_checks,
+)
+from d1sim.simulator.check.runner import DEFAULT_MAX_EXAMPLES, as_cases, http_context, run_checks
+from d1sim.simulator.check.transport import HttpTransport, webhook_url
+from d1sim.simulator.cli.options import BEARER_ENV, SECRET_ENV, add_auth_options, build_auth
+from d1sim.simulator.delivery.auth import Auth
+from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
+from d1sim.simulator.reports.check import format_failure, format_line, format_summary, report_document
+from d1sim.simulator.reports.results import write_json, write_junit
+
+EPILOG = f"""\
+target: a base URL gets /notifications/d1/v2/issuers/{{issuerId}}/cards appended; a URL that
+contains {{issuerId}} or whose path ends in /cards is used as it is.
+
+secrets may come from {BEARER_ENV} and {SECRET_ENV} instead of the options.
+
+examples:
+  d1sim check --target http://127.0.0.1:8090 --state-url 'http://127.0.0.1:8090/cards/{{cardId}}'
+  d1sim check --target https://issuer.example/hooks --bearer-token "${BEARER_ENV}" \\
+      --checks rejects_missing_auth,converges_out_of_order --seed 7 --junit checks.xml
+"""
+
+
+# (option, type, default, metavar, help) of the run settings; each one shapes the examples.
+RUN_OPTIONS: tuple[tuple[str, type, Any, str, str], ...] = (
+    ("--max-examples", int, DEFAULT_MAX_EXAMPLES, "N", "examples per check (default: %(default)s)"),
+    ("--seed", int, 0, "N", "random seed; the same seed replays the same examples (default: 0)"),
+    ("--timeout", float, 10.0, "S", "seconds D1 waits for an answer (default: %(default)g)"),
+    ("--max-batch", int, 10, "N", "most operations per POST agreed at onboarding (default: 10)"),
+    ("--issuer-id", str, "ISSUER0001", "ID", "the 10-character issuer id in the path"),
+)
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``d1sim check`` and its options."""
+    parser = subparsers.add_parser(
+        "check",
+        help="check a receiver against the D1 PRODUCE contract (conformance checks)",
+        description=__doc__.split("\n\n")[0].split(": ", 1)[1],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--target", metavar="URL", help="the receiver (see 'target' below)")
+    parser.add_argument(
+        "--state-url",
+        metavar="TEMPLATE",
+        help="state probe URL with {cardId}; without it the state checks are skipped",
+    )
+    add_auth_options(parser)
+    run = parser.add_argument_group("what to run")
+    run.add_argument("--checks", metavar="ID,ID", help="run only these checks (default: all)")
+    run.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
+    for option, kind, default, metavar, text in RUN_OPTIONS:
+        run.add_argument(option, type=kind, default=default, metavar=metavar, help=text)
+    out = parser.add_argument_group("reports")
+    out.add_argument("--report-json", metavar="FILE", help="write the verdicts as JSON")
+    out.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
+    parser.set_defaults(func=run_command)
+
+
+def _validate(args: argparse.Namespace) -> list[str] | None:
+    """Check option values; return the selected check ids (None: all)."""
+    if not args.target:
+        raise UsageError("--target is required (the receiver's URL)")
+    for name, ok, rule in (
+        ("--max-examples", args.max_examples >= 1, "at least 1"),
+        ("--timeout", args.timeout > 0, "more than 0 seconds"),
+        ("--max-batch", args.max_batch >= 1, "at least 1"),
+        ("--issuer-id", len(args.issuer_id) == 10, "exactly 10 characters"),
+    ):
+        if not ok:
+            raise UsageError(f"{name} must be {rule}")
+    ids = [i.strip() for i in args.checks.split(",") if i.strip()] if args.checks else None
+    try:
+        select_checks(ids)
+    except UnknownCheck as exc:
+        raise UsageError(f"{exc}; see --list-checks") from None
+    return ids
+
+
+def replay_command(args: argparse.Namespace, auth: Auth, check_id: str) -> str:
+    """The command that runs exactly one check again, with secrets as variables."""
+    words = ["d1sim", "check", "--target", args.target]
+    if args.state_url:
+        words += ["--state-url", args.state_url]
+    mode = auth.describe()
+    if mode["mode"] == "bearer":
+        words += ["--bearer-token", f"${BEARER_ENV}"]
+    elif mode["mode"] == "oauth2":
+        words += [
+            "--oauth-token-url",
+            mode["token_url"],
+            "--client-id",
+            mode["client_id"],
+            "--client-secret",
+            f"${SECRET_ENV}",
+        ] + (["--scope", mode["scope"]] if mode["scope"] else [])
+    for option, _, default, _, _ in RUN_OPTIONS:
+        value = getattr(args, option[2:].replace("-", "_"))
+        if option != "--seed" and value != default:
+            words += [option, str(value)]
+    words += ["--checks", check_id, "--seed", str(args.seed)]
+    return " ".join(f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in words)
+
+
+def _preflight(context: CheckContext) -> None:
+    """Fail with exit 2 before any check when the target, the token or the probe is unusable."""
+    transport = context.transport
+    if isinstance(transport, HttpTransport):
+        transport.ensure_reachable()
+    if context.auth is not None:
+        context.auth()  # fetches the OAuth2 token now: bad credentials are a usage error
+    if context.probe is not None:
+        card_id = context.ids.card_id()
+        try:
+            held = context.probe(card_id)
+        except ProbeError as exc:
+            raise UsageError(f"the state probe does not work: {exc}") from None
+        if held is not None:
+            raise UsageError(
+                f"the state probe does not work: it holds {str(held)[:100]} for "
+                f"card {card_id}, a card never sent (expected a 404)"
+            )
+
+
+def _list_checks() -> int:
+    for check in registered().values():
+        needs = [
+            w for w, on in (("state probe", check.needs_state), ("auth", check.needs_auth)) if on
+        ]
+        print(f"{check.id:<28} {check.summary}" + (f" [needs {', '.join(needs)}]" if needs else ""))
+    return EXIT_OK
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the selected checks; print verdicts; write reports; return the exit code."""
+    if args.list_checks:
+        return _list_checks()
+    ids = _validate(args)
+    auth = build_auth(args)
+    with http_context(
+        args.target,
+        state_url=args.state_url,
+        auth=auth,
+        issuer_id=args.issuer_id,
+        timeout=args.timeout,
+        max_batch=args.max_batch,
+    ) as context:
+        _preflight(context)
+        print(
+            f"d1sim check {webhook_url(args.target, args.issuer_id)}  (seed {args.seed}, "
+            f"{args.max_examples} examples per check, timeout {args.timeout:g} s)",
+            flush=True,
+        )
+        started = time.perf_counter()
+        outcomes = run_checks(
+            context,
+            ids,
+            args.max_examples,
+            args.seed,
+            replay=lambda check_id: replay_command(args, auth, check_id),
+            progress=lambda outcome: print(format_line(outcome), flush=True),
+        )
+    _print_failures(outcomes)
+    print(f"\n{format_summary(outcomes, time.perf_counter() - started)}")
+    _write_reports(args, outcomes)
+    return EXIT_FAILED if any(o.failed for o in outcomes) else EXIT_OK
+
+
+def _print_failures(outcomes: list[CheckOutcome]) -> None:
+    for outcome in outcomes:
+        if outcome.failure:
+            print("\n" + format_failure(outcome.failure))
+
+
+def _write_reports(args: argparse.Namespace, outcomes: list[CheckOutcome]) -> None:
+    if args.report_json:
+        settings = {
+            "max_examples": args.max_examples,
+            "timeout": args.timeout,
+            "max_batch": args.max_batch,
+            "issuer_id": args.issuer_id,
+        }
+        write_json(args.report_json, report_document(args.target, args.seed, outcomes, **settings))
+    if args.junit:
+        write_junit(args.junit, as_cases(outcomes), name="d1sim check")
+    if args.report_json or args.junit:
+        print(
+            "reports: " + ", ".join(p for p in (args.report_json, args.junit) if p), file=sys.stderr
+        )

@@ -1,0 +1,66 @@
+"""The ``d1sim`` command: parses arguments and hands each sub-command to its module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from d1sim.simulator.errors import EXIT_USAGE, UsageError
+
+# Command -> the module whose ``add_parser(subparsers)`` registers it (``func(args) -> int``).
+COMMANDS = {
+    "validate": "d1sim.simulator.cli.validate",
+    "lifecycle": "d1sim.simulator.cli.lifecycle",
+    "receiver": "d1sim.simulator.cli.receiver",
+    "check": "d1sim.simulator.cli.check",
+    "replay": "d1sim.simulator.cli.replay",
+    "runs": "d1sim.simulator.cli.runs",
+    "deliveries": "d1sim.simulator.cli.runs",
+    "demo": "d1sim.simulator.cli.demo",
+    "serve": "d1sim.simulator.cli.serve",
+    "export": "d1sim.simulator.cli.export",
+}
+COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+
+
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser; only the named command's module is imported when ``argv`` names one.
+
+    Importing every command pulls in Flask, httpx and hypothesis: about 0.4 s and 20 MB that
+    a ``d1sim validate`` of a large capture would pay for nothing.
+    """
+    parser = argparse.ArgumentParser(
+        prog="d1sim",
+        description="Contract, simulator and conformance checker for Thales D1 PRODUCE webhooks.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    first = next((word for word in argv if not word.startswith("-")), None)
+    for name in (COMMANDS[first],) if first in COMMANDS else COMMAND_MODULES:
+        importlib.import_module(name).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``d1sim``; return the exit code (0 ok, 1 failed expectation, 2 usage/input error)."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    return run(build_parser(words).parse_args(words))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command ``args.func``; usage errors and interrupts become exit codes."""
+    try:
+        return int(args.func(args))
+    except UsageError as exc:
+        print(f"d1sim {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"d1sim {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""How the mock D1 answers: its URL prefixes, JSON bodies, D1-shaped errors and problem documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from flask import Response
+
+BANKING = "/banking/v1"
+ADMIN = "/_sim"
+
+
+def json_response(body: Any, status: int = 200, mimetype: str = "application/json") -> Response:
+    """A JSON answer (orjson)."""
+    return Response(orjson.dumps(body), status, mimetype=mimetype)
+
+
+def problem(status: int, title: str, detail: str, slug: str | None = None) -> Response:
+    """An RFC 9457 problem answer (the admin API's errors)."""
+    slug = slug or title.lower().replace(" ", "-")
+    body = {
+        "type": f"https://d1sim.dev/problems/{slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    return json_response(body, status, "application/problem+json")
+
+
+def d1_error(status: int, code: str, error: str, message: str | None = None) -> Response:
+    """An inbound API error in D1's shape (``message`` is d1sim's extra for humans)."""
+    body = {"errorCode": code, "error": error, **({"message": message} if message else {})}
+    return json_response(body, status)

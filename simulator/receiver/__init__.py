@@ -1,0 +1,9 @@
+"""The reference receiver (``d1sim receiver``): a correct D1 PRODUCE webhook to compare against.
+
+Modules: ``app`` (the Flask app, its config, auth and fault knobs), ``store`` (its SQLite store of
+notifications and converged card states).
+"""
+
+from d1sim.simulator.receiver.app import ReceiverConfig, create_app, running_receiver
+
+__all__ = ["ReceiverConfig", "create_app", "running_receiver"]
