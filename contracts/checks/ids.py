@@ -19,19 +19,22 @@ from __future__ import annotations
 
 import itertools
 import re
-import secrets
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from random import Random
 from typing import Any
 
-from d1sim.contracts.documents import load_document
+from d1sim.contracts.documents import load_document, shipped
 
-# Ids are rewritten only where they match their schema pattern (an invalid id stays invalid).
-_PATTERNS = {
-    name: re.compile(load_document("operation.schema.json")["properties"][name]["pattern"])
-    for name in ("cardId", "operationId")
-}
+
+def id_patterns() -> dict[str, re.Pattern[str]]:
+    """The schema patterns of cardId and operationId: only ids that match them are rewritten."""
+    return shipped(_compiled_id_patterns)
+
+
+def _compiled_id_patterns() -> dict[str, re.Pattern[str]]:
+    properties = load_document("operation.schema.json")["properties"]
+    return {name: re.compile(properties[name]["pattern"]) for name in ("cardId", "operationId")}
 
 
 class IdMint:
@@ -40,17 +43,20 @@ class IdMint:
     An id is a per-run random prefix followed by a counter, so ids are unique across runs
     against one persistent receiver (same seed, same examples) and, within a run, sort in the
     order they were made: :func:`fresh_operations` relies on that to keep the original ids'
-    order, which breaks ties between two orders of one card. Pass ``base`` for repeatable ids.
+    order, which breaks ties between two orders of one card. The prefix is ``base``, else drawn
+    from ``rng`` (default: prefix 0). The core draws no randomness of its own: the edges that
+    talk to a real receiver pass ``rng=random.SystemRandom()`` so that runs never share ids.
     """
 
-    def __init__(self, base: int | None = None) -> None:
-        self._base = secrets.randbits(64) if base is None else base % (1 << 64)
+    def __init__(self, base: int | None = None, *, rng: Random | None = None) -> None:
+        if base is None:
+            base = rng.getrandbits(64) if rng is not None else 0
+        self._base = base % (1 << 64)
         self._counter = itertools.count()
-        self._lock = threading.Lock()
 
     def _next(self) -> int:
-        with self._lock:
-            return next(self._counter)
+        # next() on itertools.count is one C call: threads sharing a mint never get one number twice.
+        return next(self._counter)
 
     def card_id(self) -> str:
         """``xxxx-xxxx-xxxx-xxxx`` in hex, the shape of D1's card ids."""
@@ -69,7 +75,8 @@ class IdMint:
 def _renaming(operations: Sequence[Any], name: str, make: Callable[[], str]) -> dict[str, str]:
     # New ids are made in the sorted order of the old ones, so they compare the same way.
     values = {op.get(name) for op in operations if isinstance(op, Mapping)}
-    valid = sorted(v for v in values if isinstance(v, str) and _PATTERNS[name].search(v))
+    pattern = id_patterns()[name]
+    valid = sorted(v for v in values if isinstance(v, str) and pattern.search(v))
     return {value: make() for value in valid}
 
 
