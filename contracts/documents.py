@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Hashable
 from functools import cache
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -59,6 +59,14 @@ def shipped(build: Callable[..., T], *args: Hashable) -> T:
     caller with its own model or schemas builds its own values and passes them in.
     """
     return build(*args)
+
+
+def package_version() -> str:
+    """d1sim's version (read from the installed metadata), or ``0.0.0`` when not installed."""
+    try:
+        return metadata.version("d1sim")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
 
 
 def read_text_file(path: str | Path) -> str:

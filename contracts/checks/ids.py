@@ -24,17 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from random import Random
 from typing import Any
 
-from d1sim.contracts.documents import load_document, shipped
-
-
-def id_patterns() -> dict[str, re.Pattern[str]]:
-    """The schema patterns of cardId and operationId: only ids that match them are rewritten."""
-    return shipped(_compiled_id_patterns)
-
-
-def _compiled_id_patterns() -> dict[str, re.Pattern[str]]:
-    properties = load_document("operation.schema.json")["properties"]
-    return {name: re.compile(properties[name]["pattern"]) for name in ("cardId", "operationId")}
+from d1sim.contracts.validation import id_patterns
 
 
 class IdMint:
@@ -75,7 +65,7 @@ class IdMint:
 def _renaming(operations: Sequence[Any], name: str, make: Callable[[], str]) -> dict[str, str]:
     # New ids are made in the sorted order of the old ones, so they compare the same way.
     values = {op.get(name) for op in operations if isinstance(op, Mapping)}
-    pattern = id_patterns()[name]
+    pattern = id_patterns()[name]  # ids breaking their schema pattern stay as they are
     valid = sorted(v for v in values if isinstance(v, str) and pattern.search(v))
     return {value: make() for value in valid}
 

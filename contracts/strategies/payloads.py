@@ -6,14 +6,12 @@ model; the values (carriers, sites, places, shipment progress) come from the voc
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from d1sim.contracts.documents import load_document
 from d1sim.contracts.factory import format_time, minimal_operation, notification
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
 from d1sim.contracts.strategies.values import (
@@ -27,6 +25,7 @@ from d1sim.contracts.strategies.values import (
     failing,
     operation_ids,
 )
+from d1sim.contracts.validation import id_patterns
 from d1sim.contracts.vocabulary import (
     CHECKPOINT_PLACES,
     EXCEPTION_FIELDS,
@@ -42,10 +41,6 @@ MAX_REPORT_DELAY_MS = 30 * MS_PER_DAY
 _exception_fields = st.sampled_from(EXCEPTION_FIELDS)
 _omitted_tracking = st.sets(st.sampled_from(OPTIONAL_TRACKING_FIELDS))
 _places = {country: st.sampled_from(places) for country, places in CHECKPOINT_PLACES.items()}
-_ID_PATTERNS = {
-    name: load_document("operation.schema.json")["properties"][name]["pattern"]
-    for name in ("operationId", "cardId")
-}
 
 
 def draw_operation(
@@ -149,11 +144,10 @@ def argument_problem(
             f"{caller}(status={status!r}): not a status of the {model.operation} model "
             f"(known: {', '.join(model.states)}); use operations_with_unknown_status() instead"
         )
+    patterns = id_patterns()
     for name, value in (("cardId", card_id), ("operationId", operation_id)):
-        if value is not None and not (
-            isinstance(value, str) and re.search(_ID_PATTERNS[name], value)
-        ):
-            return f"{caller}({name}={value!r}): does not match {_ID_PATTERNS[name]}"
+        if value is not None and not (isinstance(value, str) and patterns[name].search(value)):
+            return f"{caller}({name}={value!r}): does not match {patterns[name].pattern}"
     return None
 
 
