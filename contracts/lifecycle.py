@@ -6,6 +6,9 @@ Example::
     >>> model = load_lifecycle()
     >>> model.operation_status("CARD_SHIPPED"), model.may_follow("CARD_PROD_DONE", "CARD_SHIPPED")
     ('SUCCESSFUL', True)
+    >>> cancel = model.states[model.cancel]  # what each state carries is a column too
+    >>> cancel.error_code, cancel.production_facts, cancel.reason
+    (False, 'ifKnown', 'Cancelled by the issuer')
 """
 
 from __future__ import annotations
