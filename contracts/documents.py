@@ -8,7 +8,7 @@ fails on file, clock, randomness or thread use anywhere else).
 
 Example::
 
-    >>> from d1sim.contracts.documents import load_document
+    >>> from d1sim.contracts.notification.documents import load_document
     >>> load_document("produce-lifecycle.json")["operation"]
     'PRODUCE'
 """

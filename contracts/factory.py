@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from d1sim.contracts.factory import PayloadFactory
+    >>> from d1sim.contracts.payloads.factory import PayloadFactory
     >>> factory = PayloadFactory(seed=7)
     >>> ops = factory.lifecycle()
     >>> [op["details"]["status"] for op in ops][:2]
@@ -22,9 +22,9 @@ from faker import Generator
 from faker.providers import BaseProvider
 from faker.providers.misc import Provider as MiscProvider
 
-from d1sim.contracts.documents import load_document
 from d1sim.contracts.lifecycle import Lifecycle, State, load_lifecycle
-from d1sim.contracts.vocabulary import (
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.vocabulary import (
     CARRIERS,
     CHECKPOINT_PLACES,
     EXCEPTION_FIELDS,

@@ -19,7 +19,7 @@ from typing import Any
 
 import jsonschema
 
-from d1sim.contracts.documents import load_document, shipped
+from d1sim.contracts.notification.documents import load_document, shipped
 
 
 class LifecycleModelError(ValueError):

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from random import Random
 from typing import Any
 
-from d1sim.contracts.validation import id_patterns
+from d1sim.contracts.notification.validation import id_patterns
 
 
 class IdMint:

@@ -1,7 +1,7 @@
 """The core stays pure: nothing under contracts/ imports an edge or touches the outside world.
 
 An AST walk over every core module fails on edge imports (web, HTTP, CLI, storage), file I/O
-outside the one loader module (``contracts/documents.py``), the clock, unseeded randomness and
+outside the one loader module (``contracts/notification/documents.py``), the clock, unseeded randomness and
 threads. A subprocess imports the whole core with file reading disabled: no module reads data
 at import time. Each rule is proven to bite on a small bad snippet.
 """

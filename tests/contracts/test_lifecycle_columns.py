@@ -15,9 +15,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.factory import PayloadFactory
-from d1sim.contracts.lifecycle import LifecycleModelError, State, lifecycle_from_document, load_lifecycle
+from d1sim.contracts.lifecycle.model import LifecycleModelError, State, lifecycle_from_document, load_lifecycle
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.payloads.factory import PayloadFactory
 from d1sim.contracts.strategies import lifecycles, operations
 from d1sim.simulator.d1.orders import cancel_operation
 
