@@ -1,6 +1,6 @@
 """Receiver conformance checks: the contract of docs/d1-produce.md section 7 as named properties.
 
-Each check is a registered function with a hypothesis strategy for its input; it talks to the
+Each check is a ``@check`` function with a hypothesis strategy for its input; it talks to the
 receiver only through a :class:`Transport` and a state :data:`Probe` given in a
 :class:`CheckContext`, and returns a :class:`CheckFailure` value when the property breaks. The
 hypothesis runner and the HTTP/WSGI transports live at the edge (``d1sim.simulator.check.runner``,
@@ -13,6 +13,7 @@ Example::
     ['accepts_valid_notification', 'accepts_batches']
 """
 
+from d1sim.contracts.checks.builtin import DEFAULT_CHECKS, check_ids, registered, select_checks
 from d1sim.contracts.checks.ids import IdMint, fresh_notification, fresh_operations
 from d1sim.contracts.checks.model import (
     DEFAULT_ISSUER_ID,
@@ -28,21 +29,11 @@ from d1sim.contracts.checks.model import (
     Reply,
     Transport,
 )
-from d1sim.contracts.checks.registry import (
-    Check,
-    UnknownCheck,
-    check,
-    check_ids,
-    load_builtin,
-    registered,
-    select_checks,
-)
+from d1sim.contracts.checks.registry import Check, Registry, UnknownCheck, check, checks_of
 from d1sim.contracts.checks.trial import Trial
 
-# Built-in checks come first, so checks an integrator registers run after the contract's.
-load_builtin()
-
 __all__ = [
+    "DEFAULT_CHECKS",
     "DEFAULT_ISSUER_ID",
     "DEFAULT_MAX_BATCH",
     "DEFAULT_TIMEOUT",
@@ -54,6 +45,7 @@ __all__ = [
     "IdMint",
     "NoReply",
     "Probe",
+    "Registry",
     "ProbeError",
     "Reply",
     "Transport",
@@ -61,9 +53,9 @@ __all__ = [
     "UnknownCheck",
     "check",
     "check_ids",
+    "checks_of",
     "fresh_notification",
     "fresh_operations",
-    "load_builtin",
     "registered",
     "select_checks",
 ]

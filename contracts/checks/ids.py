@@ -18,20 +18,12 @@ Example::
 from __future__ import annotations
 
 import itertools
-import re
-import secrets
-import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from random import Random
 from typing import Any
 
-from d1sim.contracts.notification.documents import load_document
-
-# Ids are rewritten only where they match their schema pattern (an invalid id stays invalid).
-_PATTERNS = {
-    name: re.compile(load_document("operation.schema.json")["properties"][name]["pattern"])
-    for name in ("cardId", "operationId")
-}
+from d1sim.contracts.notification.validation import id_patterns
 
 
 class IdMint:
@@ -40,17 +32,20 @@ class IdMint:
     An id is a per-run random prefix followed by a counter, so ids are unique across runs
     against one persistent receiver (same seed, same examples) and, within a run, sort in the
     order they were made: :func:`fresh_operations` relies on that to keep the original ids'
-    order, which breaks ties between two orders of one card. Pass ``base`` for repeatable ids.
+    order, which breaks ties between two orders of one card. The prefix is ``base``, else drawn
+    from ``rng`` (default: prefix 0). The core draws no randomness of its own: the edges that
+    talk to a real receiver pass ``rng=random.SystemRandom()`` so that runs never share ids.
     """
 
-    def __init__(self, base: int | None = None) -> None:
-        self._base = secrets.randbits(64) if base is None else base % (1 << 64)
+    def __init__(self, base: int | None = None, *, rng: Random | None = None) -> None:
+        if base is None:
+            base = rng.getrandbits(64) if rng is not None else 0
+        self._base = base % (1 << 64)
         self._counter = itertools.count()
-        self._lock = threading.Lock()
 
     def _next(self) -> int:
-        with self._lock:
-            return next(self._counter)
+        # next() on itertools.count is one C call: threads sharing a mint never get one number twice.
+        return next(self._counter)
 
     def card_id(self) -> str:
         """``xxxx-xxxx-xxxx-xxxx`` in hex, the shape of D1's card ids."""
@@ -69,7 +64,8 @@ class IdMint:
 def _renaming(operations: Sequence[Any], name: str, make: Callable[[], str]) -> dict[str, str]:
     # New ids are made in the sorted order of the old ones, so they compare the same way.
     values = {op.get(name) for op in operations if isinstance(op, Mapping)}
-    valid = sorted(v for v in values if isinstance(v, str) and _PATTERNS[name].search(v))
+    pattern = id_patterns()[name]  # ids breaking their schema pattern stay as they are
+    valid = sorted(v for v in values if isinstance(v, str) and pattern.search(v))
     return {value: make() for value in valid}
 
 

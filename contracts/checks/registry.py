@@ -1,16 +1,19 @@
-"""The registry of receiver checks: each check is a named row, added with ``@check``.
+"""Receiver checks as values: ``@check`` marks a function, a :class:`Registry` is a table of them.
 
 A check is a predicate named after the property that must hold (docs/d1-produce.md section 7), a
-hypothesis strategy for its input, and what it needs (a state probe, configured auth). Adding a
-check is adding a decorated function; selecting checks is naming them.
+hypothesis strategy for its input, and what it needs (a state probe, configured auth). Nothing
+is registered as a side effect of importing: a registry is built from the checks it holds
+(``DEFAULT_CHECKS`` in :mod:`d1sim.contracts.checks.builtin` from the built-in families), and
+adding a check is ``DEFAULT_CHECKS.with_checks(my_check)``.
 
 Example::
 
-    >>> from d1sim.contracts.checks.registry import UnknownCheck, select_checks
-    >>> [c.id for c in select_checks(["converges_out_of_order"])]
+    >>> from d1sim.contracts.checks.builtin import DEFAULT_CHECKS
+    >>> from d1sim.contracts.checks.registry import UnknownCheck
+    >>> [c.id for c in DEFAULT_CHECKS.select(["converges_out_of_order"])]
     ['converges_out_of_order']
     >>> try:
-    ...     select_checks(["converge_out_of_order"])
+    ...     DEFAULT_CHECKS.select(["converge_out_of_order"])
     ... except UnknownCheck as exc:
     ...     print(exc.suggestion)
     converges_out_of_order
@@ -19,9 +22,9 @@ Example::
 from __future__ import annotations
 
 import difflib
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, TypeVar
 
 from hypothesis.strategies import SearchStrategy
@@ -33,8 +36,8 @@ CheckFunction = Callable[[Trial, Any], CheckFailure | None]
 StrategyFactory = Callable[[CheckContext], SearchStrategy[Any]]
 F = TypeVar("F", bound=CheckFunction)
 
-# Families of built-in checks, imported on first use; their order is section 7's order.
-FAMILIES = ("acceptance", "state", "auth", "robustness")
+# Where @check leaves the Check on the function it marks.
+CHECK_ATTRIBUTE = "__d1sim_check__"
 
 
 class UnknownCheck(ValueError):
@@ -76,9 +79,6 @@ class Check:
         return None
 
 
-_REGISTRY: dict[str, Check] = {}
-
-
 def check(
     check_id: str,
     *,
@@ -87,7 +87,10 @@ def check(
     needs_auth: bool = False,
     shrink: bool = True,
 ) -> Callable[[F], F]:
-    """Register the decorated function as check ``check_id`` (its name must be the id).
+    """Mark the decorated function as check ``check_id`` (its name must be the id).
+
+    The function is returned as it is, carrying its :class:`Check`; a :class:`Registry` built
+    with it (or :func:`checks_of` its module) holds it.
 
     Args:
         check_id: the stable id users select with ``--checks``.
@@ -96,48 +99,85 @@ def check(
         needs_auth: the check means nothing without configured auth (skipped without it).
         shrink: let hypothesis shrink a failing example to a minimal one.
     Raises:
-        ValueError: the id is taken, or the function is named differently.
+        ValueError: the function is named differently.
     """
 
-    def register(function: F) -> F:
+    def mark(function: F) -> F:
         if function.__name__ != check_id:
             raise ValueError(f"check {check_id!r} must be a function named {check_id}")
-        if check_id in _REGISTRY:
-            raise ValueError(f"check {check_id!r} is already registered")
-        _REGISTRY[check_id] = Check(check_id, function, strategy, needs_state, needs_auth, shrink)
+        entry = Check(check_id, function, strategy, needs_state, needs_auth, shrink)
+        setattr(function, CHECK_ATTRIBUTE, entry)
         return function
 
-    return register
+    return mark
 
 
-def load_builtin() -> None:
-    """Import the built-in check families (registering them once, in the contract's order)."""
-    for family in FAMILIES:
-        importlib.import_module(f"d1sim.contracts.checks.{family}")
-
-
-def registered() -> dict[str, Check]:
-    """Every registered check by id, built-in ones first in the contract's order."""
-    load_builtin()
-    return dict(_REGISTRY)
-
-
-def check_ids() -> list[str]:
-    """The ids of every registered check."""
-    return list(registered())
-
-
-def select_checks(ids: Iterable[str] | None = None) -> list[Check]:
-    """The checks named by ``ids`` (all when None), in registry order, each once.
+def as_check(item: Check | CheckFunction) -> Check:
+    """The :class:`Check` itself, or the one ``@check`` left on a function.
 
     Raises:
-        UnknownCheck: an id is not registered (the message has a did-you-mean).
+        TypeError: ``item`` is neither.
     """
-    checks = registered()
-    if ids is None:
-        return list(checks.values())
-    wanted = list(dict.fromkeys(ids))
-    for check_id in wanted:
-        if check_id not in checks:
-            raise UnknownCheck(check_id, checks)
-    return [c for c in checks.values() if c.id in wanted]
+    if isinstance(item, Check):
+        return item
+    entry = getattr(item, CHECK_ATTRIBUTE, None)
+    if not isinstance(entry, Check):
+        raise TypeError(f"{item!r} is not a check: mark it with @check(...)")
+    return entry
+
+
+def checks_of(module: ModuleType) -> list[Check]:
+    """The checks a module defines with ``@check``, in the order it defines them."""
+    return [
+        as_check(value)
+        for value in vars(module).values()
+        if isinstance(getattr(value, CHECK_ATTRIBUTE, None), Check)
+        and getattr(value, "__module__", None) == module.__name__
+    ]
+
+
+class Registry(Mapping[str, Check]):
+    """An ordered, unchangeable table of checks by id; adding checks makes a new registry.
+
+    Raises:
+        ValueError: two checks share an id.
+    """
+
+    def __init__(self, checks: Iterable[Check | CheckFunction] = ()) -> None:
+        table: dict[str, Check] = {}
+        for item in checks:
+            entry = as_check(item)
+            if entry.id in table:
+                raise ValueError(f"check {entry.id!r} is already registered")
+            table[entry.id] = entry
+        self._table = table
+
+    def __getitem__(self, check_id: str) -> Check:
+        return self._table[check_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table)
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def __repr__(self) -> str:
+        return f"Registry({list(self._table)})"
+
+    def with_checks(self, *checks: Check | CheckFunction) -> Registry:
+        """This registry's checks followed by ``checks`` (an integrator's own run after these)."""
+        return Registry([*self._table.values(), *checks])
+
+    def select(self, ids: Iterable[str] | None = None) -> list[Check]:
+        """The checks named by ``ids`` (all when None), in registry order, each once.
+
+        Raises:
+            UnknownCheck: an id is not in the registry (the message has a did-you-mean).
+        """
+        if ids is None:
+            return list(self._table.values())
+        wanted = list(dict.fromkeys(ids))
+        for check_id in wanted:
+            if check_id not in self._table:
+                raise UnknownCheck(check_id, self._table)
+        return [c for c in self._table.values() if c.id in wanted]

@@ -6,18 +6,20 @@ Example::
     >>> model = load_lifecycle()
     >>> model.operation_status("CARD_SHIPPED"), model.may_follow("CARD_PROD_DONE", "CARD_SHIPPED")
     ('SUCCESSFUL', True)
+    >>> cancel = model.states[model.cancel]  # what each state carries is a column too
+    >>> cancel.error_code, cancel.production_facts, cancel.reason
+    (False, 'ifKnown', 'Cancelled by the issuer')
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import jsonschema
 
-from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.documents import load_document, shipped
 
 
 class LifecycleModelError(ValueError):
@@ -35,6 +37,13 @@ class State:
     terminal: bool
     repeatable: bool = False
     confidence: str = "decided"
+    production_facts: str = "never"  # dueDate/productionSite: "always", "never" or "ifKnown"
+    error_code: bool = False  # the operation carries errorCode and error
+    reason: str | None = None  # the details.reason text, None when the state has none
+
+    def carries_production_facts(self, known: bool) -> bool:
+        """True when details carry dueDate and productionSite (``known``: an earlier report had them)."""
+        return self.production_facts == "always" or (self.production_facts == "ifKnown" and known)
 
 
 class Lifecycle:
@@ -44,6 +53,7 @@ class Lifecycle:
         self.document = document
         self.operation: str = document["operation"]
         self.initial: str = document["initial"]
+        self.cancel: str | None = document.get("cancel")
         self.states: dict[str, State] = {
             s["name"]: State(
                 name=s["name"],
@@ -53,6 +63,9 @@ class Lifecycle:
                 terminal=s["terminal"],
                 repeatable=s.get("repeatable", False),
                 confidence=s.get("confidence", "decided"),
+                production_facts=s.get("productionFacts", "never"),
+                error_code=s.get("errorCode", False),
+                reason=s.get("reason"),
             )
             for s in document["states"]
         }
@@ -118,28 +131,49 @@ class Lifecycle:
         return operation_status in self.rules["errorWhen"]
 
 
-@cache
 def load_lifecycle(name: str = "produce-lifecycle.json") -> Lifecycle:
-    """Load and check a lifecycle document shipped in ``schemas`` (cached).
+    """The lifecycle model shipped in ``schemas`` (read and checked once per process).
 
     Raises:
         LifecycleModelError: the document breaks its schema or names an undefined state.
     """
-    return lifecycle_from_document(load_document(name))
+    return shipped(_shipped_lifecycle, name)
 
 
-def lifecycle_from_document(document: Mapping[str, Any]) -> Lifecycle:
-    """Build a :class:`Lifecycle` from a parsed document, checking it first."""
+def _shipped_lifecycle(name: str) -> Lifecycle:
+    return lifecycle_from_document(load_document(name), load_document("lifecycle.schema.json"))
+
+
+def lifecycle_from_document(document: Mapping[str, Any], schema: Mapping[str, Any] | None = None) -> Lifecycle:
+    """Build a :class:`Lifecycle` from a parsed document, checking it against ``schema`` first.
+
+    ``schema`` defaults to the shipped ``lifecycle.schema.json``.
+    """
+    schema = load_document("lifecycle.schema.json") if schema is None else schema
     try:
-        jsonschema.Draft202012Validator(load_document("lifecycle.schema.json")).validate(document)
+        jsonschema.Draft202012Validator(schema).validate(document)
     except jsonschema.ValidationError as exc:
         where = "/".join(str(p) for p in exc.absolute_path)
         raise LifecycleModelError(f"lifecycle model at /{where}: {exc.message}") from None
     names = {s["name"] for s in document["states"]}
-    referenced = [document["initial"], *document["mainPath"]]
+    referenced = [document["initial"], *document["mainPath"], *([document["cancel"]] if "cancel" in document else [])]
     for row in document["transitions"]:
         referenced += [row["from"], *row["to"]]
     unknown = sorted(set(referenced) - names)
     if unknown:
         raise LifecycleModelError(f"lifecycle model names undefined states: {', '.join(unknown)}")
+    _check_columns(document)
     return Lifecycle(document)
+
+
+def _check_columns(document: Mapping[str, Any]) -> None:
+    """The per-state columns must agree with the rules: an error only where errors may appear."""
+    error_when = document["rules"]["errorWhen"]
+    for state in document["states"]:
+        if state.get("errorCode", False) and state["operationStatus"] not in error_when:
+            raise LifecycleModelError(
+                f"lifecycle model: {state['name']} carries errorCode but is {state['operationStatus']}; "
+                f"errors appear only when the operation status is {' or '.join(error_when)}")
+    cancel = document.get("cancel")
+    if cancel is not None and not next(s["terminal"] for s in document["states"] if s["name"] == cancel):
+        raise LifecycleModelError(f"lifecycle model: the cancel state {cancel} must be terminal")

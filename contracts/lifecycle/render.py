@@ -25,6 +25,9 @@ TABLE_COLUMNS = (
     "rank",
     "terminal",
     "next states",
+    "dueDate/site",
+    "errorCode",
+    "reason",
     "confidence",
     "meaning",
 )
@@ -37,6 +40,9 @@ RULE_TEXTS = {
     "shipmentOrderBy": "repeated updates of a repeatable state are ordered by details.shipment.{}",
     "unknownStatus": "an unknown details.status is {} (accepted, never moves the state)",
 }
+
+# How the productionFacts column reads in the table.
+FACTS_TEXTS = {"always": "yes", "never": "no", "ifKnown": "if known"}
 
 # Mermaid classes by operation status: failures stand out, success is marked.
 STATUS_CLASSES = {
@@ -67,6 +73,9 @@ def _state_row(model: Lifecycle, state: State) -> tuple[str, ...]:
         str(state.rank),
         "yes" if state.terminal else "no",
         _next_states(model, state),
+        FACTS_TEXTS[state.production_facts],
+        "yes" if state.error_code else "no",
+        state.reason or "-",
         state.confidence,
         state.meaning,
     )
@@ -93,6 +102,8 @@ def _rule_lines(model: Lifecycle) -> list[str]:
         f"  initial state: {model.initial}",
         f"  main path: {' -> '.join(model.main_path)}",
     ]
+    if model.cancel:
+        lines.append(f"  an issuer's cancellation ends an order in: {model.cancel}")
     for name, value in model.rules.items():
         text = RULE_TEXTS.get(name, name + ": {}")
         lines.append("  " + text.format(_shown(value)))

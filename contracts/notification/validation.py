@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from functools import cache
 from typing import Any
 
 import jsonschema
@@ -25,17 +24,22 @@ from referencing import Registry, Resource
 from d1sim.contracts.notification.documents import (
     NOTIFICATION_SCHEMA_ID,
     STRICT_NOTIFICATION_SCHEMA_ID,
+    load_document,
     schema_documents,
+    shipped,
 )
 from d1sim.contracts.problems import Problem, join_pointer
 
 
 class NotificationValidator:
-    """Validate notification bodies against the default (forward-compatible) or strict schema."""
+    """Validate notification bodies against the default (forward-compatible) or strict schema.
 
-    def __init__(self, *, strict: bool = False) -> None:
+    ``documents`` are the schemas by ``$id`` (default: the shipped ones, from the data boundary).
+    """
+
+    def __init__(self, *, strict: bool = False, documents: Mapping[str, Any] | None = None) -> None:
         self.schema_id = STRICT_NOTIFICATION_SCHEMA_ID if strict else NOTIFICATION_SCHEMA_ID
-        docs = schema_documents()
+        docs = schema_documents() if documents is None else documents
         self._fast = jsonschema_rs.validator_for(
             docs[self.schema_id],
             registry=jsonschema_rs.Registry(list(docs.items())),
@@ -70,10 +74,23 @@ class NotificationValidator:
         return list(self.iter_problems(instance))
 
 
-@cache
 def notification_validator(strict: bool = False) -> NotificationValidator:
-    """The shared validator for the default or strict profile (compiled once)."""
+    """The validator of the shipped schemas for the default or strict profile (compiled once)."""
+    return shipped(_shipped_validator, strict)
+
+
+def _shipped_validator(strict: bool) -> NotificationValidator:
     return NotificationValidator(strict=strict)
+
+
+def id_patterns() -> dict[str, re.Pattern[str]]:
+    """The shipped schema's patterns of ``cardId`` and ``operationId``, compiled once."""
+    return shipped(_compiled_id_patterns)
+
+
+def _compiled_id_patterns() -> dict[str, re.Pattern[str]]:
+    properties = load_document("operation.schema.json")["properties"]
+    return {name: re.compile(properties[name]["pattern"]) for name in ("cardId", "operationId")}
 
 
 def validate_notification(instance: Any, *, strict: bool = False) -> list[Problem]:

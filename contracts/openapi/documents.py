@@ -14,10 +14,9 @@ Example::
 from __future__ import annotations
 
 import copy
-from importlib import metadata
 from typing import Any
 
-from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.documents import load_document, package_version
 from d1sim.contracts.openapi.paths import admin_paths, inbound_paths
 
 NOTIFICATION_FILES = (
@@ -73,14 +72,6 @@ def embed_schema(node: Any, owner: str) -> Any:
 def embedded_schemas(files: tuple[str, ...]) -> dict[str, Any]:
     """The shipped schemas ``files`` as ``components/schemas`` entries."""
     return {component_name(f): embed_schema(load_document(f), component_name(f)) for f in files}
-
-
-def package_version() -> str:
-    """d1sim's version, or ``0.0.0`` when run from a tree that is not installed."""
-    try:
-        return metadata.version("d1sim")
-    except metadata.PackageNotFoundError:
-        return "0.0.0"
 
 
 def webhook_responses() -> dict[str, Any]:

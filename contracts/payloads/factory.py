@@ -20,10 +20,9 @@ from typing import Any
 
 from faker import Generator
 from faker.providers import BaseProvider
-from faker.providers.lorem.en_US import Provider as LoremProvider
 from faker.providers.misc import Provider as MiscProvider
 
-from d1sim.contracts.lifecycle.model import Lifecycle, load_lifecycle
+from d1sim.contracts.lifecycle.model import Lifecycle, State, load_lifecycle
 from d1sim.contracts.notification.documents import load_document
 from d1sim.contracts.notification.vocabulary import (
     CARRIERS,
@@ -83,6 +82,7 @@ class Order:
     tracking_number: str
     correlation: dict[str, str] = field(default_factory=dict)
     ended: datetime | None = None  # when the operation first reached SUCCESSFUL/FAILED
+    facts_known: bool = False  # a report carried dueDate/productionSite (an ifKnown state repeats them)
 
 
 class PayloadFactory:
@@ -93,7 +93,7 @@ class PayloadFactory:
         # A bare generator with just the providers used: a full Faker() costs ~0.8 ms to build,
         # which dominated expanding a scenario with one factory per order.
         self.fake: Any = Generator()
-        for provider in (MiscProvider, LoremProvider, D1Provider):
+        for provider in (MiscProvider, D1Provider):
             self.fake.add_provider(provider)
         self.fake.seed_instance(seed)
         self.start = start
@@ -117,28 +117,29 @@ class PayloadFactory:
         (estimated delivery only), 1.. carry tracking with ``lastUpdatedAt = at``.
         Unknown statuses get a PENDING operation with only ``details.status``.
         """
-        known = self.model.is_known(status)
-        op_status = self.model.operation_status(status) if known else "PENDING"
+        state = self.model.states.get(status)
+        op_status = state.operation_status if state else "PENDING"
         op: dict[str, Any] = {"operationId": order.operation_id, "operation": self.model.operation,
                               "status": op_status, "startTime": format_time(order.start)}
         if self.model.end_time_expected(op_status):
             order.ended = order.ended or at  # repeated reports keep the first end time
             op["endTime"] = format_time(order.ended)
         op["cardId"] = order.card_id
-        op["details"] = self._details(order, status, at, update) if known else {"status": status}
-        if op_status == "FAILED" and status != "CARD_PROD_CANCELED":
+        op["details"] = self._details(order, state, at, update) if state else {"status": status}
+        if state and state.error_code:
             op["errorCode"], op["error"] = "FIELD_INVALID_FORMAT", self.fake.random_element(EXCEPTION_FIELDS)
         op.update(order.correlation)
         return op
 
-    def _details(self, order: Order, status: str, at: datetime, update: int) -> dict[str, Any]:
-        details: dict[str, Any] = {"status": status}
-        if self.model.rank(status) > 0 and status != "DATA_EXCEPTION":
+    def _details(self, order: Order, state: State, at: datetime, update: int) -> dict[str, Any]:
+        """The state's details, with exactly the fields its columns in the model say it carries."""
+        details: dict[str, Any] = {"status": state.name}
+        if state.carries_production_facts(order.facts_known):
             details["dueDate"], details["productionSite"] = order.due_date, order.site
-        if self.model.operation_status(status) == "FAILED":
-            details["reason"] = ("Cancelled by the issuer" if status == "CARD_PROD_CANCELED"
-                                 else f"Card data rejected: {self.fake.sentence(nb_words=4).rstrip('.')}")
-        if self.model.states[status].repeatable:
+            order.facts_known = True
+        if state.reason:
+            details["reason"] = state.reason
+        if state.repeatable:
             details["shipment"] = self.shipment(order, at, update)
         details.update(order.correlation)
         return details

@@ -22,7 +22,6 @@ import copy
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import jsonschema
@@ -30,7 +29,7 @@ import jsonschema_rs
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from d1sim.contracts.notification.documents import load_document, schema_documents
+from d1sim.contracts.notification.documents import load_document, schema_documents, shipped
 
 ORDER_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-order.schema.json"
 BATCH_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-batch.schema.json"
@@ -107,9 +106,8 @@ def field_name(path: Iterable[str | int]) -> str:
     return text
 
 
-@cache
 def _checker(schema_id: str) -> _Checker:
-    return _Checker(schema_id)
+    return shipped(_Checker, schema_id)
 
 
 def check_order(body: Any) -> InboundError | None:

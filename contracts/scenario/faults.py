@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from random import Random
+from types import MappingProxyType
 from typing import Any
 
 from d1sim.contracts.notification.vocabulary import UNKNOWN_STATUSES
@@ -307,7 +308,8 @@ def _stale(fault: Fault, rng: Random, planned: list[Planned], ctx: CardContext) 
 _COMMON = {"probability": 1.0, "step": None}
 
 # fmt: off
-FAULTS: dict[str, FaultKind] = {row.name: row for row in (
+# Read-only: a new fault kind is a new row here, never something filled in at run time.
+FAULTS: Mapping[str, FaultKind] = MappingProxyType({row.name: row for row in (
     FaultKind("duplicate", "the same body is delivered again, byte for byte, `after` later",
               {**_COMMON, "after": timedelta()}, on_lane=_duplicate),
     FaultKind("reorder", "runs of consecutive deliveries of a lane are sent in another order",
@@ -322,5 +324,5 @@ FAULTS: dict[str, FaultKind] = {row.name: row for row in (
               dict(_COMMON), on_card=_minimal),
     FaultKind("stale", "an earlier notification is delivered again after the card's later ones",
               {**_COMMON, "after": timedelta(hours=1)}, on_card=_stale),
-)}
+)})
 # fmt: on

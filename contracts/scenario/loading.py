@@ -23,10 +23,10 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from importlib import resources
 from pathlib import Path as FilePath
 from typing import Any
 
+from d1sim.contracts.notification.documents import bundled_names, read_bundled, read_text_file
 from d1sim.contracts.scenario.checks import scenario_problems
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
 from d1sim.contracts.scenario.faults import Fault
@@ -42,6 +42,8 @@ from d1sim.contracts.scenario.model import (
 )
 from d1sim.contracts.scenario.schema import check_against_schema
 from d1sim.contracts.scenario.source import ScenarioError, did_you_mean, read_source
+
+BUNDLED_PACKAGE = "d1sim.scenarios"
 
 __all__ = [
     "Batching",
@@ -177,15 +179,7 @@ def _expect(raw: Mapping[str, Any]) -> Expectations:
 
 def load_scenario_file(path: str | FilePath) -> Scenario:
     """Read and check a scenario file (the file name is the error's source)."""
-    return load_scenario_text(FilePath(path).read_text(encoding="utf-8"), str(path))
-
-
-def _bundled_files() -> dict[str, Any]:
-    return {
-        entry.name.removesuffix(".yaml"): entry
-        for entry in resources.files("d1sim.scenarios").iterdir()
-        if entry.name.endswith(".yaml")
-    }
+    return load_scenario_text(read_text_file(path), str(path))
 
 
 def load_bundled(name: str) -> Scenario:
@@ -194,15 +188,15 @@ def load_bundled(name: str) -> Scenario:
     Raises:
         KeyError: no bundled scenario has that name (the message suggests a close one).
     """
-    files = _bundled_files()
-    if name not in files:
+    names = bundled_names(BUNDLED_PACKAGE, ".yaml")
+    if name not in names:
         raise KeyError(
-            f"no bundled scenario '{name}'{did_you_mean(name, files)}; "
-            f"known: {', '.join(sorted(files))}"
+            f"no bundled scenario '{name}'{did_you_mean(name, names)}; "
+            f"known: {', '.join(names)}"
         )
-    return load_scenario_text(files[name].read_text(encoding="utf-8"), f"scenarios/{name}.yaml")
+    return load_scenario_text(read_bundled(BUNDLED_PACKAGE, f"{name}.yaml"), f"scenarios/{name}.yaml")
 
 
 def bundled_scenarios() -> dict[str, str]:
     """Every bundled scenario's name and one-line description, sorted by name."""
-    return {name: load_bundled(name).description for name in sorted(_bundled_files())}
+    return {name: load_bundled(name).description for name in bundled_names(BUNDLED_PACKAGE, ".yaml")}

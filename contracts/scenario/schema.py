@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.documents import load_document, shipped
 from d1sim.contracts.scenario.source import Path, SourceDocument, did_you_mean
 
 SCENARIO_SCHEMA = "scenario.schema.json"
@@ -41,9 +40,12 @@ class Finding:
     weak: bool = False
 
 
-@cache
 def scenario_validator() -> jsonschema.Draft202012Validator:
-    """The compiled validator for scenario documents."""
+    """The compiled validator for scenario documents (built once, at the data boundary)."""
+    return shipped(_compiled_scenario_schema)
+
+
+def _compiled_scenario_schema() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_document(SCENARIO_SCHEMA))
 
 

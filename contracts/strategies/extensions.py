@@ -35,9 +35,12 @@ CONTAINER_SCHEMAS: dict[str, str] = {
     "shipment": "shipment.schema.json",
     "lastCheckpoint": "last-checkpoint.schema.json",
 }
-KNOWN_FIELDS: dict[str, frozenset[str]] = {
-    kind: frozenset(load_document(name)["properties"]) for kind, name in CONTAINER_SCHEMAS.items()
-}
+
+
+def known_fields(kind: str) -> frozenset[str]:
+    """The fields the schema of ``kind`` (a key of ``CONTAINER_SCHEMAS``) lists."""
+    return frozenset(load_document(CONTAINER_SCHEMAS[kind])["properties"])
+
 
 # camelCase names like the vendor's own; shrink to "a".
 field_names: SearchStrategy[str] = st.tuples(
@@ -103,7 +106,7 @@ def _with_fields(
     places = list(_containers(body))
     for _ in range(draw(st.integers(1, max_fields))):
         kind, target = draw(st.sampled_from(places))
-        target[_draw_new_name(draw, KNOWN_FIELDS[kind] | target.keys())] = draw(json_values)
+        target[_draw_new_name(draw, known_fields(kind) | target.keys())] = draw(json_values)
     return body
 
 

@@ -92,7 +92,12 @@ def _drawn_lifecycles(
         if i:
             at = draw_later(draw, at, min_ms=1)
         step = step + 1 if i and status == statuses[i - 1] else first_step
-        ops.append(draw_operation(draw, model, order, status, at, ended=ended, step=step))
+        known = any(model.states[s].carries_production_facts(False) for s in statuses[:i])
+        ops.append(
+            draw_operation(
+                draw, model, order, status, at, ended=ended, step=step, facts_known=known
+            )
+        )
         ended = ended or _end(model, status, at)
     return ops
 

@@ -6,7 +6,6 @@ model; the values (carriers, sites, places, shipment progress) come from the voc
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
 from d1sim.contracts.lifecycle.model import Lifecycle, load_lifecycle
-from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.validation import id_patterns
 from d1sim.contracts.notification.vocabulary import (
     CHECKPOINT_PLACES,
     EXCEPTION_FIELDS,
@@ -42,10 +41,6 @@ MAX_REPORT_DELAY_MS = 30 * MS_PER_DAY
 _exception_fields = st.sampled_from(EXCEPTION_FIELDS)
 _omitted_tracking = st.sets(st.sampled_from(OPTIONAL_TRACKING_FIELDS))
 _places = {country: st.sampled_from(places) for country, places in CHECKPOINT_PLACES.items()}
-_ID_PATTERNS = {
-    name: load_document("operation.schema.json")["properties"][name]["pattern"]
-    for name in ("operationId", "cardId")
-}
 
 
 def draw_operation(
@@ -57,17 +52,19 @@ def draw_operation(
     *,
     ended: datetime | None = None,
     step: int = 0,
+    facts_known: bool | None = None,
 ) -> Operation:
     """The operation reporting known ``status`` of ``order`` at ``at``.
 
     ``ended`` is when the order first ended (defaults to ``at``); ``step`` numbers the shipment
     report of a repeatable status: 0 carries only the delivery estimate, 1.. carry tracking.
+    ``facts_known``: an earlier report had dueDate/productionSite (None: drawn).
     """
-    op_status = model.operation_status(status)
-    op = base_operation(model, order, op_status, ended or at)
-    op["details"] = _details(draw, model, order, status, at, step)
+    state = model.states[status]
+    op = base_operation(model, order, state.operation_status, ended or at)
+    op["details"] = _details(draw, model, order, status, at, step, facts_known)
     # Present unless drawn away: the shrunk FAILED example shows the fields a receiver sees.
-    if model.error_allowed(op_status) and not draw(booleans):
+    if state.error_code and not draw(booleans):
         op["errorCode"], op["error"] = draw(error_codes), draw(_exception_fields)
     op.update(order.correlation)
     return op
@@ -87,15 +84,23 @@ def base_operation(model: Lifecycle, order: Order, op_status: str, ended: dateti
 
 
 def _details(
-    draw: DrawFn, model: Lifecycle, order: Order, status: str, at: datetime, step: int
+    draw: DrawFn,
+    model: Lifecycle,
+    order: Order,
+    status: str,
+    at: datetime,
+    step: int,
+    facts_known: bool | None,
 ) -> dict[str, Any]:
+    """Only the fields the state's columns in the model allow; each optional one may be drawn away."""
     state = model.states[status]
     details: dict[str, Any] = {"status": status}
-    # Once the data is prepared (main path past the request) the order has a site and a date.
-    if status in model.main_path[1:] and not draw(booleans):
+    if facts_known is None:
+        facts_known = state.production_facts == "ifKnown" and draw(booleans)
+    if state.carries_production_facts(facts_known) and not draw(booleans):
         details["dueDate"], details["productionSite"] = order.due_date.isoformat(), order.site
-    if model.error_allowed(state.operation_status) and not draw(booleans):
-        details["reason"] = state.meaning
+    if state.reason and not draw(booleans):
+        details["reason"] = state.reason
     if order.consumer_id is not None:
         details["consumerId"] = order.consumer_id
     if state.repeatable:
@@ -139,11 +144,10 @@ def argument_problem(
             f"{caller}(status={status!r}): not a status of the {model.operation} model "
             f"(known: {', '.join(model.states)}); use operations_with_unknown_status() instead"
         )
+    patterns = id_patterns()
     for name, value in (("cardId", card_id), ("operationId", operation_id)):
-        if value is not None and not (
-            isinstance(value, str) and re.search(_ID_PATTERNS[name], value)
-        ):
-            return f"{caller}({name}={value!r}): does not match {_ID_PATTERNS[name]}"
+        if value is not None and not (isinstance(value, str) and patterns[name].search(value)):
+            return f"{caller}({name}={value!r}): does not match {patterns[name].pattern}"
     return None
 
 

@@ -31,10 +31,11 @@ HEX = "0123456789abcdef"
 DIGITS = "0123456789"
 LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"  # no I/O/Q: carriers avoid them in tracking numbers
 
-# The known (closed in the strict profile) error codes are data in the operation schema.
-ERROR_CODES: tuple[str, ...] = tuple(
-    load_document("operation.schema.json")["properties"]["errorCode"]["anyOf"][0]["enum"]
-)
+
+def known_error_codes() -> list[str]:
+    """The known (closed in the strict profile) error codes: data in the operation schema."""
+    return list(load_document("operation.schema.json")["properties"]["errorCode"]["anyOf"][0]["enum"])
+
 
 
 # Not st.uuids(): it draws from one shared Random, which neither shrinks nor lets the shrinker
@@ -47,7 +48,8 @@ def _uuid4_layout(number: int) -> str:
 operation_ids: SearchStrategy[str] = st.integers(0, 16**30 - 1).map(_uuid4_layout)
 carriers: SearchStrategy[Carrier] = st.sampled_from(CARRIERS)
 production_sites: SearchStrategy[str] = st.sampled_from(PRODUCTION_SITES)
-error_codes: SearchStrategy[str] = st.sampled_from(ERROR_CODES)
+# Deferred: the schema is read on the first draw, never at import.
+error_codes: SearchStrategy[str] = st.deferred(lambda: st.sampled_from(known_error_codes()))
 booleans: SearchStrategy[bool] = st.booleans()
 
 

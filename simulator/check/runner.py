@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
+from random import SystemRandom
 from typing import Any
 
 import httpx
@@ -29,6 +30,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Flaky
 
 from d1sim.contracts.checks import (
+    DEFAULT_CHECKS,
     DEFAULT_ISSUER_ID,
     DEFAULT_MAX_BATCH,
     DEFAULT_TIMEOUT,
@@ -36,10 +38,11 @@ from d1sim.contracts.checks import (
     CheckContext,
     CheckFailure,
     CheckOutcome,
+    IdMint,
     NoReply,
     ProbeError,
+    Registry,
     Trial,
-    select_checks,
 )
 from d1sim.simulator.check.transport import HttpProbe, HttpTransport, WsgiTransport, wsgi_probe
 from d1sim.simulator.delivery.auth import Auth
@@ -188,6 +191,7 @@ def run_checks(
     replay: Callable[[str], str] | None = None,
     progress: Callable[[CheckOutcome], None] | None = None,
     shrink_calls: int = SHRINK_CALLS,
+    registry: Registry = DEFAULT_CHECKS,
 ) -> list[CheckOutcome]:
     """Run the selected checks (all when None) against ``context``, in the contract's order.
 
@@ -199,6 +203,7 @@ def run_checks(
         replay: gives the replay hint of a failed check from its id (default: a Python call).
         progress: called with each outcome as soon as it is known.
         shrink_calls: calls spent shrinking one failure at most, then its smallest example so far.
+        registry: the checks to choose from (``DEFAULT_CHECKS.with_checks(...)`` adds your own).
     Returns:
         One :class:`CheckOutcome` per selected check.
     Raises:
@@ -206,7 +211,7 @@ def run_checks(
     """
     hint = replay or (lambda check_id: python_replay(check_id, seed, max_examples))
     outcomes = []
-    for check in select_checks(check_ids):
+    for check in registry.select(check_ids):
         outcome = run_check(
             check,
             context,
@@ -257,7 +262,8 @@ def http_context(
     transport = HttpTransport(target, issuer_id=issuer_id, timeout=timeout, client=client)
     probe = HttpProbe(state_url, client=transport.client, timeout=timeout) if state_url else None
     return CheckContext(
-        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id
+        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id,
+        IdMint(rng=SystemRandom()),  # ids unique across runs against one persistent receiver
     )
 
 
@@ -278,5 +284,6 @@ def wsgi_context(
     transport = WsgiTransport(app, issuer_id=issuer_id)
     probe = wsgi_probe(app, probe_path) if probe_path else None
     return CheckContext(
-        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id
+        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id,
+        IdMint(rng=SystemRandom()),  # ids unique across runs against one persistent receiver
     )

@@ -20,7 +20,7 @@ from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
-from d1sim.simulator.d1.orders import CANCELED, cancel_operation, held_operation, start_time
+from d1sim.simulator.d1.orders import cancel_operation, held_operation, start_time
 from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import OrderRecord, Store
 from d1sim.simulator.delivery.outbox import StoredDelivery
@@ -115,13 +115,14 @@ def _cancel_delivery(
     after = max((item.delivery.due for item in reached), default=0.0)
     due = round(max(virtual - order.start, after), 3)
     op = cancel_operation(last, start_time(order.start + due))
+    canceled = op["details"]["status"]
     key = reached[0].delivery.key if reached else f"cancel:{order.card_id}"
     return Delivery(
         seq,
         due,
         orjson.dumps({"operations": [op]}),
         (order.card_id,),
-        (CANCELED,),
+        (canceled,),
         str(uuid.uuid4()),
         reached[0].delivery.scenario if reached else "cancel",
         key,

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from d1sim.contracts.lifecycle.convergence import order_key
-from d1sim.contracts.lifecycle.model import Lifecycle, load_lifecycle
+from d1sim.contracts.lifecycle.model import Lifecycle, State, load_lifecycle
 from d1sim.contracts.payloads.factory import format_time
 from d1sim.contracts.payloads.inbound import VALUE, InboundError, scenario_from_request_id
 from d1sim.contracts.scenario.expansion import planned_deliveries
@@ -28,10 +28,10 @@ from d1sim.simulator.d1.store import OrderRecord
 from d1sim.simulator.delivery.outbox import Outbox
 
 SCENARIO_HEADER = "X-D1Sim-Scenario"
-CANCELED = "CARD_PROD_CANCELED"
-CANCEL_REASON = "Cancelled by the issuer"
-# Fields of the last operation's details a cancellation repeats (the rest describe production).
-KEPT_DETAILS = ("dueDate", "productionSite", "inputFileName", "issuerRequestId", "consumerId")
+# Fields of the last operation's details a cancellation repeats (the rest describe production);
+# dueDate and productionSite follow the cancel state's productionFacts column in the model.
+KEPT_DETAILS = ("inputFileName", "issuerRequestId", "consumerId")
+PRODUCTION_FACTS = ("dueDate", "productionSite")
 
 
 def choose_scenario(header: str | None, request_id: str | None, default: str) -> str:
@@ -91,18 +91,35 @@ def start_time(virtual: float) -> datetime:
     return datetime.fromtimestamp(virtual, UTC)
 
 
+def cancel_state(model: Lifecycle) -> State:
+    """The state a cancellation ends an order in (the model's ``cancel``).
+
+    Raises:
+        ValueError: the model names no cancel state.
+    """
+    if model.cancel is None:
+        raise ValueError(f"the {model.operation} lifecycle model names no cancel state")
+    return model.states[model.cancel]
+
+
 def cancel_operation(last: Mapping[str, Any], at: datetime, model: Lifecycle | None = None) -> dict[str, Any]:
-    """The CARD_PROD_CANCELED operation that ends the order ``last`` belongs to, at ``at``."""
+    """The cancel operation that ends the order ``last`` belongs to, at ``at``.
+
+    Which fields it carries (dueDate/productionSite, reason) are the cancel state's columns.
+    """
     model = model or load_lifecycle()
+    cancel = cancel_state(model)
     dropped = ("endTime", "errorCode", "error", "details")
     op = {k: v for k, v in last.items() if k not in dropped}
-    op["status"] = model.operation_status(CANCELED)
+    op["status"] = cancel.operation_status
     if model.end_time_expected(op["status"]):
         op["endTime"] = format_time(at)
     raw = last.get("details")
     details: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-    kept = {k: details[k] for k in KEPT_DETAILS if k in details}
-    op["details"] = {"status": CANCELED, **kept, "reason": CANCEL_REASON}
+    facts = {k: details[k] for k in PRODUCTION_FACTS if k in details}
+    kept = facts if facts and cancel.carries_production_facts(known=True) else {}
+    kept.update((k, details[k]) for k in KEPT_DETAILS if k in details)
+    op["details"] = {"status": cancel.name, **kept, **({"reason": cancel.reason} if cancel.reason else {})}
     return op
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from random import Random, SystemRandom
 from typing import Any
 
 import pytest
@@ -15,10 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from d1sim.contracts.checks import (
+    DEFAULT_CHECKS,
     CheckContext,
     IdMint,
     NoReply,
     ProbeError,
+    Registry,
     Reply,
     Trial,
     UnknownCheck,
@@ -123,11 +126,28 @@ def test_registering_a_taken_id_or_a_misnamed_function_is_refused() -> None:
 
     def misnamed(trial: Trial, example: Any) -> None: ...
 
+    marked = check("accepts_batches", strategy=lambda ctx: st.none())(accepts_batches)
     with pytest.raises(ValueError, match="already registered"):
-        check("accepts_batches", strategy=lambda ctx: st.none())(accepts_batches)
+        DEFAULT_CHECKS.with_checks(marked)
     with pytest.raises(ValueError, match="must be a function named"):
         check("brand_new_check", strategy=lambda ctx: st.none())(misnamed)
+    with pytest.raises(TypeError, match="mark it with @check"):
+        Registry([misnamed])
     assert "brand_new_check" not in registered()
+
+
+def test_a_registry_is_a_value_built_explicitly_and_importing_a_check_changes_nothing() -> None:
+    before = check_ids()
+
+    @check("accepts_anything", strategy=lambda ctx: st.none())
+    def accepts_anything(trial: Trial, example: Any) -> None:
+        """Anything goes."""
+
+    assert check_ids() == before and "accepts_anything" not in DEFAULT_CHECKS
+    mine = DEFAULT_CHECKS.with_checks(accepts_anything)
+    assert list(mine) == [*before, "accepts_anything"] and check_ids(mine)[-1] == "accepts_anything"
+    assert [c.id for c in select_checks(["accepts_anything"], mine)] == ["accepts_anything"]
+    assert list(DEFAULT_CHECKS) == before  # unchanged: with_checks made a new registry
 
 
 def test_checks_say_why_they_cannot_run() -> None:
@@ -152,7 +172,7 @@ def test_fresh_ids_keep_equal_ids_equal_and_keep_their_order(
     first: list[Any], second: list[Any]
 ) -> None:
     ops = first + second
-    fresh = fresh_operations(ops, IdMint())
+    fresh = fresh_operations(ops, IdMint(rng=Random(1)))
     for name in ("cardId", "operationId"):
         old, new = [op[name] for op in ops], [op[name] for op in fresh]
         assert [a == b for a in old for b in old] == [a == b for a in new for b in new]
@@ -162,11 +182,11 @@ def test_fresh_ids_keep_equal_ids_equal_and_keep_their_order(
 
 
 def test_fresh_ids_differ_between_calls_and_runs_and_leave_invalid_ids_alone() -> None:
-    mint = IdMint()
+    mint = IdMint(rng=SystemRandom())
     op = {"cardId": "c", "operationId": "o"}
     once, twice = fresh_operations([op], mint)[0], fresh_operations([op], mint)[0]
     assert once["cardId"] != twice["cardId"]
-    assert fresh_operations([op], IdMint())[0]["cardId"] != once["cardId"]
+    assert fresh_operations([op], IdMint(rng=SystemRandom()))[0]["cardId"] != once["cardId"]
     bad = {"cardId": "has space", "operationId": "a" * 65}
     assert fresh_operations([bad, "not an object"], mint) == [bad, "not an object"]
 
@@ -273,3 +293,10 @@ def test_responds_in_time_fails_a_slow_answer() -> None:
         assert failure is not None and "after 0.500 s" in failure.got
 
     slow()
+
+
+def test_ids_come_from_the_randomness_given_so_a_seed_repeats_them() -> None:
+    op = {"cardId": "c", "operationId": "o"}
+    first, again = (fresh_operations([op], IdMint(rng=Random(7)))[0] for _ in range(2))
+    assert first == again and fresh_operations([op], IdMint(rng=Random(8)))[0] != first
+    assert fresh_operations([op], IdMint())[0]["cardId"] == "0000-0000-0000-0000"
