@@ -19,22 +19,30 @@ from __future__ import annotations
 
 import queue
 import random
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import dataclass, replace
 
 import httpx
 
-from d1sim.simulator.auth import Auth, NoAuth, Signer
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import RESPONSE_EXCERPT, Attempt, AttemptRow, Outbox, StoredDelivery
-from d1sim.simulator.retry import Outcome, RetryPolicy, Schedule, classify, parse_retry_after
+from d1sim.simulator.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
+from d1sim.simulator.retry import Schedule, judge
+from d1sim.simulator.sender import (  # re-exported: the sender's settings and client live there
+    DEFAULT_ISSUER_ID,
+    Answer,
+    Poster,
+    SenderConfig,
+    build_client,
+)
 
-DEFAULT_ISSUER_ID = "ISSUER0001"
+__all__ = [
+    "DEFAULT_ISSUER_ID", "DeliveryEvent", "DeliverySummary", "Poster", "Progress", "SenderConfig",
+    "build_client", "deliver_run", "resend",
+]
+
 # Deliveries held in memory at once; the rest wait in the outbox until there is room.
 WINDOW = 2000
 # Answers are committed together (group commit) while every worker is busy, but at least this
@@ -45,140 +53,10 @@ FLUSH_ROWS, FLUSH_AGE = 256, 0.2
 PER_WORKER = 2
 
 
-@dataclass(frozen=True)
-class SenderConfig:
-    """Where and how to send: target, timeouts, concurrency, retries, auth, signing, TLS.
-
-    ``url`` may contain ``{issuerId}``. ``ca_cert`` trusts one CA (else the system's);
-    ``client_cert``/``client_key`` present D1's client certificate (mutual TLS).
-    """
-
-    url: str
-    issuer_id: str = DEFAULT_ISSUER_ID
-    timeout: float = 10.0
-    concurrency: int = 4
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    auth: Auth = field(default_factory=NoAuth)
-    sign_secret: str | None = field(default=None, repr=False)
-    verify: bool = True
-    ca_cert: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise UsageError(f"target URL must start with http:// or https://, not {self.url!r}")
-        if len(self.issuer_id) != 10:
-            raise UsageError(f"issuer id must be exactly 10 characters, not {self.issuer_id!r}")
-        if self.timeout <= 0 or self.concurrency < 1:
-            raise UsageError("timeout must be > 0 and concurrency at least 1")
-        if self.client_key and not self.client_cert:
-            raise UsageError("a client key needs its client certificate (--client-cert)")
-        if self.sign_secret is not None:
-            Signer(self.sign_secret)  # fail now, with a message that does not show the secret
-
-    @property
-    def target(self) -> str:
-        """The URL every notification is POSTed to."""
-        return self.url.replace("{issuerId}", self.issuer_id)
-
-    def public_options(self) -> dict[str, Any]:
-        """The settings worth recording with a run: everything except secrets."""
-        return {
-            "target": self.target,
-            "issuer_id": self.issuer_id,
-            "timeout": self.timeout,
-            "concurrency": self.concurrency,
-            "retry": asdict(self.retry),
-            "auth": self.auth.describe(),
-            "signed": self.sign_secret is not None,
-            "verify": self.verify,
-            "ca_cert": self.ca_cert,
-            "client_cert": self.client_cert,
-            "client_key": self.client_key,
-        }
-
-
-def build_client(
-    config: SenderConfig,
-    transport: httpx.BaseTransport | None = None,
-) -> httpx.Client:
-    """An ``httpx.Client`` pooled for ``concurrency`` workers, with the config's TLS settings.
-
-    Pass ``transport`` (``httpx.MockTransport``, ``httpx.WSGITransport``) to stay in-process.
-    """
-    pool = config.concurrency + 2  # the token endpoint may need a connection of its own
-    limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-    return httpx.Client(
-        timeout=config.timeout, limits=limits, transport=transport, verify=_tls(config)
-    )
-
-
-def _tls(config: SenderConfig) -> ssl.SSLContext | bool:
-    if config.ca_cert is None and config.client_cert is None:
-        return config.verify
-    try:
-        context = ssl.create_default_context(cafile=config.ca_cert if config.verify else None)
-        if not config.verify:
-            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        if config.client_cert:
-            context.load_cert_chain(config.client_cert, config.client_key)
-    except (OSError, ssl.SSLError) as exc:
-        raise UsageError(f"cannot load the TLS certificates: {exc}") from None
-    return context
-
-
-class Poster:
-    """Makes one attempt of a delivery: headers, optional signature, POST, one 401 refresh."""
-
-    def __init__(self, config: SenderConfig, client: httpx.Client) -> None:
-        self.config, self.client, self.url = config, client, config.target
-        self.signer = Signer(config.sign_secret) if config.sign_secret else None
-
-    def attempt(self, item: StoredDelivery) -> _Answer:
-        """POST once (twice after a refreshable 401); transport failures become the answer."""
-        started, begin = time.time(), time.perf_counter()
-        status, content, retry_after, error, warning = None, b"", None, None, None
-        try:
-            response, warning = self._post(item)
-            status, retry_after = response.status_code, response.headers.get("retry-after")
-            content = response.content[:RESPONSE_EXCERPT]
-        except httpx.TimeoutException as exc:
-            error = f"timeout after {self.config.timeout:g} s ({type(exc).__name__})"
-        except httpx.HTTPError as exc:
-            error = f"connection error: {type(exc).__name__}: {exc}"
-        latency = (time.perf_counter() - begin) * 1000
-        attempt = Attempt(started, status, latency, content, error, warning)
-        return _Answer(item, attempt, retry_after)
-
-    def _post(self, item: StoredDelivery) -> tuple[httpx.Response, str | None]:
-        headers = self._headers(item)
-        response = self.client.post(self.url, content=item.delivery.body, headers=headers)
-        auth = self.config.auth
-        if response.status_code != 401 or not auth.on_unauthorized(headers.get("Authorization")):
-            return response, None
-        again = self.client.post(self.url, content=item.delivery.body, headers=self._headers(item))
-        return again, "401 answered: token fetched again and the POST repeated once"
-
-    def _headers(self, item: StoredDelivery) -> dict[str, str]:
-        headers = {
-            "Content-Type": "application/json",
-            "x-correlation-id": item.delivery.correlation_id,
-            **self.config.auth.headers(self.client),
-        }
-        if self.signer is not None:
-            # Stable across retries, as Standard Webhooks wants for receivers' deduplication.
-            msg_id = f"msg_{item.run_id}_{item.delivery.seq}"
-            headers.update(self.signer.headers(msg_id, item.delivery.body, time.time()))
-        return headers
-
-
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class _Answered:
     item: StoredDelivery
-    attempt: Attempt
-    retry_after: str | None = None
-    failure: BaseException | None = None  # stops the run: token endpoint down, or a bug
+    answer: Answer
 
 
 @dataclass(slots=True)
@@ -230,7 +108,7 @@ class _Driver:
         self.time_scale = time_scale
         self.schedule = Schedule(self._ready_at)
         self.jobs: queue.SimpleQueue[StoredDelivery | None] = queue.SimpleQueue()
-        self.answers: queue.SimpleQueue[_Answer] = queue.SimpleQueue()
+        self.answers: queue.SimpleQueue[_Answered] = queue.SimpleQueue()
         self.in_flight = 0  # handed to the workers, answer not recorded yet
         self.slots = config.concurrency * PER_WORKER
         self.summary = DeliverySummary()
@@ -274,9 +152,10 @@ class _Driver:
     def _work(self) -> None:
         while (item := self.jobs.get()) is not None:
             try:
-                self.answers.put(self.poster.attempt(item))
+                answer = self.poster.attempt(item)
             except BaseException as exc:  # reported to the driver, which stops the run
-                self.answers.put(_Answer(item, Attempt(time.time(), None, 0.0), failure=exc))
+                answer = Answer(Attempt(time.time(), None, 0.0), failure=exc)
+            self.answers.put(_Answered(item, answer))
 
     def _loop(self, owed: Iterator[StoredDelivery]) -> None:
         exhausted = False
@@ -313,7 +192,7 @@ class _Driver:
             self.jobs.put(item)
             self.in_flight += 1
 
-    def _wait(self) -> list[_Answer]:
+    def _wait(self) -> list[_Answered]:
         """Block until answers arrive or the next delivery is due; sleep only when idle."""
         wake = self.schedule.next_time()
         delay = None if wake is None else max(wake - self.clock(), 0.0)
@@ -333,14 +212,14 @@ class _Driver:
             batch.append(self.answers.get_nowait())
         return batch
 
-    def _record(self, batch: list[_Answer]) -> None:
+    def _record(self, batch: list[_Answered]) -> None:
         """Settle answers in memory; commit when enough are waiting, or they wait too long."""
         if batch and not self.rows:
             self.oldest = time.perf_counter()  # real time: it bounds real commit latency
-        for answer in batch:
-            if answer.failure is None:
-                self._settle(answer)
-        failures = [answer.failure for answer in batch if answer.failure is not None]
+        for answered in batch:
+            if answered.answer.failure is None:
+                self._settle(answered.item, answered.answer)
+        failures = [a.answer.failure for a in batch if a.answer.failure is not None]
         stale = time.perf_counter() - self.oldest > FLUSH_AGE
         if failures or stale or len(self.rows) >= FLUSH_ROWS:
             self._flush()
@@ -359,32 +238,22 @@ class _Driver:
         for event in events if self.progress else ():
             self.progress(event)  # type: ignore[misc]
 
-    def _settle(self, answer: _Answer) -> None:
-        item, attempt = answer.item, answer.attempt
+    def _settle(self, item: StoredDelivery, answer: Answer) -> None:
         self.in_flight -= 1
-        outcome = classify(attempt.status_code)
-        if outcome is Outcome.WARNING and attempt.warning is None:
-            attempt = replace(attempt, warning=f"answered {attempt.status_code}, not 204")
-        state, retry_in = self._verdict(item, outcome, answer.retry_after)
-        retry_at = None if retry_in is None else self.clock() + retry_in + self.epoch
+        now = self.clock()
+        verdict = judge(answer.attempt, answer.retry_after, item.attempts, self.config.retry,
+                        self.rng, now + self.epoch)
+        state, attempt, retry_in = verdict.state, verdict.attempt, verdict.delay
+        retry_at = None
+        if retry_in is not None:
+            retry_at = now + retry_in + self.epoch
+            self.schedule.retry(replace(item, attempts=item.attempts + 1), now + retry_in)
         self.rows.append((item.id, attempt, state, retry_at))
         if state != "pending":
             self.settled.append(item)
         self._count(state, attempt)
         if self.progress is not None:
             self.events.append(DeliveryEvent(item, attempt, state, retry_in, self.summary))
-
-    def _verdict(
-        self, item: StoredDelivery, outcome: Outcome, retry_after: str | None
-    ) -> tuple[str, float | None]:
-        attempts, policy = item.attempts + 1, self.config.retry
-        if outcome is Outcome.RETRY and not policy.gives_up(attempts):
-            now = self.clock()
-            asked = parse_retry_after(retry_after, now + self.epoch)
-            delay = policy.delay(attempts, self.rng, asked)
-            self.schedule.retry(replace(item, attempts=attempts), now + delay)
-            return "pending", delay
-        return ("delivered" if outcome in (Outcome.DELIVERED, Outcome.WARNING) else "dead"), None
 
     def _count(self, state: str, attempt: Attempt) -> None:
         summary = self.summary

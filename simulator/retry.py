@@ -21,7 +21,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:
-    from d1sim.simulator.outbox import StoredDelivery
+    from d1sim.simulator.outbox import Attempt, StoredDelivery
 
 
 class Outcome(StrEnum):
@@ -85,6 +85,39 @@ class RetryPolicy:
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         return rng.uniform(0.0, self.ceiling(failed))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What D1 does after one answer: the delivery's new state, the attempt as recorded (with
+    a warning for a non-204 2xx) and, while ``pending``, the seconds until the next try."""
+
+    state: str  # pending, delivered or dead
+    attempt: Attempt
+    delay: float | None = None
+
+
+def judge(
+    attempt: Attempt,
+    retry_after: str | None,
+    tried: int,
+    policy: RetryPolicy,
+    rng: random.Random,
+    now: float,
+) -> Verdict:
+    """D1's rule for one answer, the only copy of it: classify, then retry, deliver or give up.
+
+    ``tried`` counts the attempts before this one; ``now`` is the Unix time (it turns an HTTP
+    date in ``Retry-After`` into a delay).
+    """
+    outcome = classify(attempt.status_code)
+    if outcome is Outcome.WARNING and attempt.warning is None:
+        attempt = replace(attempt, warning=f"answered {attempt.status_code}, not {SUCCESS_STATUS}")
+    if outcome is Outcome.RETRY and not policy.gives_up(tried + 1):
+        asked = parse_retry_after(retry_after, now)
+        return Verdict("pending", attempt, policy.delay(tried + 1, rng, asked))
+    delivered = outcome in (Outcome.DELIVERED, Outcome.WARNING)
+    return Verdict("delivered" if delivered else "dead", attempt)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -2,7 +2,8 @@
 fall due on their issuer's virtual clock, with the issuer's auth, D1's retry rules and bulk POSTs.
 
 One thread schedules and is the only one that records answers (grouped into one commit); a pool
-of workers only does HTTP through :class:`d1sim.simulator.delivery.Poster`. Ready heads of one issuer
+of workers only does HTTP through :class:`d1sim.simulator.sender.Poster`, and every answer is
+judged by :func:`d1sim.simulator.retry.judge`, as replay's sender does. Ready heads of one issuer
 are packed into POSTs of at most ``maxOperations`` operations, so a busy issuer gets bulk
 notifications of several cards, as D1 sends them. Everything owed is in the outbox, so a
 restart (:meth:`Dispatcher.start`) resumes each lane at its first owed delivery; what was in
@@ -29,9 +30,9 @@ from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.lanes import Lane, Timetable, merged_body, pack
 from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import Store
-from d1sim.simulator.delivery import Poster, build_client
 from d1sim.simulator.outbox import Attempt, AttemptRow, StoredDelivery
-from d1sim.simulator.retry import Outcome, classify, parse_retry_after
+from d1sim.simulator.retry import judge
+from d1sim.simulator.sender import Answer, Poster, build_client
 
 IDLE = 1.0  # longest sleep: clocks are saved and settings changes noticed at least this often
 PER_WORKER = 2  # POSTs handed out per worker, so none idles while answers are recorded
@@ -40,11 +41,10 @@ log = logging.getLogger("d1sim.serve")
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class _Answered:
     issuer_id: str
     lanes: list[Lane]
-    attempt: Attempt
-    retry_after: str | None
+    answer: Answer
 
 
 class Dispatcher:
@@ -65,7 +65,7 @@ class Dispatcher:
         self.lock = threading.RLock()  # guards lanes and timetables (cancel takes it too)
         self.lanes: dict[str, list[Lane]] = {}
         self._tables: dict[str, Timetable] = {}
-        self._answers: queue.SimpleQueue[_Answer] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[_Answered] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="d1sim-post")
@@ -185,11 +185,12 @@ class Dispatcher:
             lane.busy = True
         poster = self._poster(issuer_id)
         self.in_flight += 1
-        future = self._pool.submit(_attempt, poster, item)
+        # A token endpoint failure comes back as an unanswered attempt, retried like one.
+        future = self._pool.submit(poster.attempt, item)
         future.add_done_callback(lambda f: self._answered(issuer_id, lanes, f.result()))
 
-    def _answered(self, issuer_id: str, lanes: list[Lane], result: tuple[Attempt, str | None]) -> None:
-        self._answers.put(_Answer(issuer_id, lanes, *result))
+    def _answered(self, issuer_id: str, lanes: list[Lane], answer: Answer) -> None:
+        self._answers.put(_Answered(issuer_id, lanes, answer))
         self._wake.set()
 
     def _poster(self, issuer_id: str) -> Poster:
@@ -206,13 +207,13 @@ class Dispatcher:
 
     # -- answers ------------------------------------------------------------------------------
 
-    def _drain(self) -> list[_Answer]:
+    def _drain(self) -> list[_Answered]:
         answers = []
         while not self._answers.empty():
             answers.append(self._answers.get_nowait())
         return answers
 
-    def _record(self, answers: list[_Answer]) -> None:
+    def _record(self, answers: list[_Answered]) -> None:
         """Commit every answer in one transaction, then move each lane on."""
         if not answers:
             return
@@ -229,22 +230,15 @@ class Dispatcher:
             for lane, state, retry_at in settled:
                 self._advance(lane, state, retry_at)
 
-    def _verdict(self, answer: _Answer, item: StoredDelivery) -> tuple[str, float | None, Attempt]:
-        attempt, outcome = answer.attempt, classify(answer.attempt.status_code)
-        if outcome is Outcome.WARNING and attempt.warning is None:
-            attempt = replace(attempt, warning=f"answered {attempt.status_code}, not 204")
-        policy = self._poster(answer.issuer_id).config.retry
+    def _verdict(self, answered: _Answered, item: StoredDelivery) -> tuple[str, float | None, Attempt]:
+        answer, policy = answered.answer, self._poster(answered.issuer_id).config.retry
+        now = self.real()
+        verdict = judge(answer.attempt, answer.retry_after, item.attempts, policy, self.rng, now)
         self.counts["attempts"] += 1
-        if outcome is Outcome.RETRY and not policy.gives_up(item.attempts + 1):
-            asked = parse_retry_after(answer.retry_after, self.real())
-            return (
-                "pending",
-                self.real() + policy.delay(item.attempts + 1, self.rng, asked),
-                attempt,
-            )
-        state = "delivered" if outcome in (Outcome.DELIVERED, Outcome.WARNING) else "dead"
-        self.counts[state] += 1
-        return state, None, attempt
+        if verdict.delay is not None:
+            return "pending", now + verdict.delay, verdict.attempt
+        self.counts[verdict.state] += 1
+        return verdict.state, None, verdict.attempt
 
     def _advance(self, lane: Lane, state: str, retry_at: float | None) -> None:
         lane.busy = False
@@ -277,12 +271,3 @@ class Dispatcher:
                 "lanesByIssuer": dict(per_issuer),
                 "runs": len(self.lanes),
             }
-
-
-def _attempt(poster: Poster, item: StoredDelivery) -> tuple[Attempt, str | None]:
-    """One POST; a failure of the token endpoint is an unanswered attempt, retried like one."""
-    try:
-        answer = poster.attempt(item)
-        return answer.attempt, answer.retry_after
-    except Exception as exc:  # AuthError (messages hide secrets) or a bug: never lose the lane
-        return Attempt(time.time(), None, 0.0, error=f"{type(exc).__name__}: {exc}"), None
