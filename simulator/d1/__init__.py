@@ -3,6 +3,6 @@
 Modules: ``app`` (the server object and Flask app), ``inbound`` (``/banking/v1``), ``admin`` and
 ``admin_runs`` (``/_sim``), ``orders`` (order -> one-card scenario -> outbox run), ``cancel``,
 ``dispatcher`` and ``lanes`` (background delivery), ``issuers`` (settings and virtual clocks),
-``store`` (SQLite), ``server_outbox`` (extra outbox queries), ``config`` (settings, config file).
+``store`` (SQLite, through ``simulator.storage``), ``config`` (settings, config file).
 docs/server.md is the user's guide.
 """

@@ -28,9 +28,8 @@ import httpx
 
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.lanes import Lane, Timetable, merged_body, pack
-from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import Store
-from d1sim.simulator.outbox import Attempt, AttemptRow, StoredDelivery
+from d1sim.simulator.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
 from d1sim.simulator.retry import judge
 from d1sim.simulator.sender import Answer, Poster, build_client
 
@@ -52,7 +51,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        outbox: ServerOutbox,
+        outbox: Outbox,
         store: Store,
         issuers: Issuers,
         *,
