@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path as FilePath
 from typing import Any
 
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 from d1sim.contracts.durations import DurationError, parse_duration
 from d1sim.contracts.faults import Fault
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
@@ -51,7 +52,7 @@ __all__ = [
     "load_scenario_text",
 ]
 
-DEFAULT_ISSUER = "ISSUER0001"
+DEFAULT_ISSUER = DEFAULT_ISSUER_ID
 DEFAULT_EVERY = timedelta(hours=12)
 DURATIONS = {
     "cards": ("spacing",),

@@ -22,12 +22,11 @@ from typing import Any
 
 import httpx
 
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 from d1sim.simulator.auth import Auth, NoAuth, Signer
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
 from d1sim.simulator.retry import RetryPolicy
-
-DEFAULT_ISSUER_ID = "ISSUER0001"
 
 
 @dataclass(frozen=True)

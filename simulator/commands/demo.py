@@ -23,6 +23,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from d1sim.contracts.protocol import WEBHOOK_PATH
 from d1sim.contracts.lifecycle import load_lifecycle
 from d1sim.contracts.render import render_table
 from d1sim.contracts.scenarios import bundled_scenarios
@@ -43,7 +44,7 @@ from d1sim.simulator.transport import HttpProbe
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"
-WEBHOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
+WEBHOOK = WEBHOOK_PATH
 # Quick retries: the demo's outage scenario should recover in well under a second.
 DEMO_RETRY = RetryPolicy(max_attempts=8, base=0.02, factor=2.0, cap=0.2)
 

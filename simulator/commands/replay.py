@@ -12,6 +12,7 @@ import argparse
 import os
 from typing import Any
 
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.contracts.scenarios import bundled_scenarios
 from d1sim.simulator.commands.options import (
     SIGN_ENV,
@@ -29,13 +30,13 @@ from d1sim.simulator.replay_output import ProgressBars, print_results, write_rep
 from d1sim.simulator.retry import RetryPolicy
 from d1sim.simulator.transport import HttpProbe
 
-EPILOG = """\
+EPILOG = f"""\
 SCENARIO is a bundled name (see --list), a .yaml file, or a folder of them.
-The target URL may contain {issuerId}; it is the scenario's issuerId unless --issuer-id is given.
+The target URL may contain {{issuerId}}; it is the scenario's issuerId unless --issuer-id is given.
 
 examples:
-  d1sim replay happy-path --target 'http://127.0.0.1:8090/notifications/d1/v2/issuers/{issuerId}/cards'
-  d1sim replay scenarios/ qa/my-suite/ --target "$HOOK" --state-url 'http://127.0.0.1:8090/cards/{cardId}' \\
+  d1sim replay happy-path --target 'http://127.0.0.1:8090{WEBHOOK_PATH}'
+  d1sim replay scenarios/ qa/my-suite/ --target "$HOOK" --state-url 'http://127.0.0.1:8090/cards/{{cardId}}' \\
       --time-scale 3600 --report-junit replay.xml
 """
 
@@ -85,7 +86,7 @@ def sender_config(args: argparse.Namespace) -> SenderConfig:
     check_files(args, "client_cert", "client_key", "ca_cert")
     retry = RetryPolicy(max_attempts=args.max_attempts, base=args.backoff_base,
                         factor=args.backoff_factor, cap=args.backoff_cap)
-    return SenderConfig(args.target, issuer_id=args.issuer_id or "ISSUER0001", timeout=args.timeout,
+    return SenderConfig(args.target, issuer_id=args.issuer_id or DEFAULT_ISSUER_ID, timeout=args.timeout,
                         concurrency=args.concurrency, retry=retry, auth=build_auth(args),
                         sign_secret=args.sign_secret, ca_cert=args.ca_cert,
                         client_cert=args.client_cert, client_key=args.client_key)

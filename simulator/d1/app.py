@@ -24,6 +24,7 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from d1sim.contracts.protocol import BANKING_PREFIX
 from d1sim.simulator.d1.config import IssuerSettings, ServerSettings
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
@@ -32,8 +33,6 @@ from d1sim.simulator.d1.store import Store, digest
 from d1sim.simulator.outbox import Outbox
 
 log = logging.getLogger("d1sim.serve")
-BANKING = "/banking/v1"
-ADMIN = "/_sim"
 
 
 class D1Server:
@@ -146,7 +145,7 @@ def d1_error(status: int, code: str, error: str, message: str | None = None) -> 
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    if request.path.startswith(BANKING):
+    if request.path.startswith(BANKING_PREFIX):
         code = {
             401: "AUTHORIZER_UNAUTHORIZED",
             404: "RESOURCE_NOT_FOUND",
@@ -159,7 +158,7 @@ def _http_error(exc: HTTPException) -> Response:
 def _unexpected(exc: Exception) -> Response:
     # A bug: log it here, and answer without a traceback (or anything from the request).
     log.exception("unexpected error on %s %s", request.method, request.path)
-    if request.path.startswith(BANKING):
+    if request.path.startswith(BANKING_PREFIX):
         return d1_error(500, "INTERNAL_ERROR", "unexpected error; see the server log")
     return problem(500, "Internal error", "unexpected error; see the server log")
 

@@ -22,12 +22,12 @@ from d1sim.contracts.factory import format_time
 from d1sim.contracts.inbound import VALUE, InboundError, scenario_from_request_id
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
 from d1sim.contracts.scenarios import Batching, Cards, Scenario, Step
+from d1sim.contracts.protocol import SCENARIO_HEADER
 from d1sim.contracts.timeline import Delivery
 from d1sim.simulator.d1.config import bundled, bundled_names
 from d1sim.simulator.d1.store import OrderRecord
 from d1sim.simulator.outbox import Outbox
 
-SCENARIO_HEADER = "X-D1Sim-Scenario"
 CANCELED = "CARD_PROD_CANCELED"
 CANCEL_REASON = "Cancelled by the issuer"
 # Fields of the last operation's details a cancellation repeats (the rest describe production).
