@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 import httpx
 
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.lease import LEASE_SECONDS, RunLease
 from d1sim.simulator.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
 from d1sim.simulator.retry import Schedule, judge
 from d1sim.simulator.sender import (  # re-exported: the sender's settings and client live there
@@ -40,7 +41,7 @@ from d1sim.simulator.sender import (  # re-exported: the sender's settings and c
 
 __all__ = [
     "DEFAULT_ISSUER_ID", "DeliveryEvent", "DeliverySummary", "Poster", "Progress", "SenderConfig",
-    "build_client", "deliver_run", "resend",
+    "TargetUnreachable", "build_client", "deliver_run", "resend",
 ]
 
 # Deliveries held in memory at once; the rest wait in the outbox until there is room.
@@ -51,6 +52,10 @@ FLUSH_ROWS, FLUSH_AGE = 256, 0.2
 # Ready deliveries handed out per worker: one in hand and one queued, so that no worker idles
 # while this thread records an answer (only a key's head is ever handed out: order holds).
 PER_WORKER = 2
+
+
+class TargetUnreachable(UsageError):
+    """No connection could be made to the target before any answer: said at once (exit 2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,7 @@ class _Driver:
         self.in_flight = 0  # handed to the workers, answer not recorded yet
         self.slots = config.concurrency * PER_WORKER
         self.summary = DeliverySummary()
+        self.reached = False  # some attempt of this call got an HTTP answer
         # Recorded but not committed yet; settled heads release their keys only once committed.
         self.rows: list[AttemptRow] = []
         self.events: list[DeliveryEvent] = []
@@ -216,6 +222,7 @@ class _Driver:
         """Settle answers in memory; commit when enough are waiting, or they wait too long."""
         if batch and not self.rows:
             self.oldest = time.perf_counter()  # real time: it bounds real commit latency
+        batch = [self._unreachable(answered) for answered in batch]
         for answered in batch:
             if answered.answer.failure is None:
                 self._settle(answered.item, answered.answer)
@@ -225,6 +232,20 @@ class _Driver:
             self._flush()
         if failures:
             raise failures[0]
+
+    def _unreachable(self, answered: _Answered) -> _Answered:
+        """A refused connection before any answer stops the run (unless told to keep trying)."""
+        answer = answered.answer
+        if answer.attempt.status_code is not None:
+            self.reached = True
+        elif answer.refused and not self.reached and not self.config.keep_retrying_unreachable:
+            failure = TargetUnreachable(
+                f"cannot connect to the target {self.config.target} ({answer.attempt.error}); is the "
+                "receiver running and listening there? Nothing was lost: run the same command again "
+                "to resume, or add --keep-retrying-unreachable to keep retrying as D1 would"
+            )
+            return _Answered(answered.item, replace(answer, failure=failure))
+        return answered
 
     def _flush(self) -> None:
         """Commit recorded attempts, release their keys, then report them."""
@@ -284,29 +305,26 @@ def deliver_run(
     rng: random.Random | None = None,
     time_scale: float = 0.0,
     progress: Progress | None = None,
+    lease_ttl: float = LEASE_SECONDS,
 ) -> DeliverySummary:
     """Deliver everything the outbox still owes for ``run_id``; safe to call again after a kill.
 
     ``time_scale`` maps the deliveries' virtual ``due`` seconds to real ones: 0 sends as fast as
     order allows, 1 in real time, 3600 an hour per second. Backoff and Retry-After are real
     seconds. ``client`` (e.g. over ``httpx.MockTransport``), ``clock``, ``sleep`` and ``rng``
-    are injectable. Returns counts; raises UsageError for an unknown or half-planned run and
-    AuthError when the token endpoint fails (the run stays resumable).
+    are injectable. Returns counts; raises UsageError for an unknown or half-planned run, RunBusy
+    while another live sender holds the run (see :mod:`d1sim.simulator.lease`), TargetUnreachable
+    when no connection can be made before any answer, and AuthError when the token endpoint
+    fails (the run stays resumable).
     """
     run = outbox.run(run_id)
     if run is None or run.status == "planning":
         raise UsageError(f"run {run_id} does not exist or was not completely planned")
     if time_scale < 0:
         raise UsageError(f"time scale must be >= 0, not {time_scale}")
-    outbox.set_run_status(run_id, "running")
-    try:
-        summary = _drive(outbox, config, client, outbox.owed(run_id), run.status != "ready",
-                         _Pace(clock, sleep, rng, time_scale, progress))
-    except BaseException:
-        outbox.set_run_status(run_id, "interrupted")
-        raise
-    outbox.set_run_status(run_id, "done")
-    return summary
+    with RunLease(outbox, run_id, ttl=lease_ttl):  # one sender per run: RunBusy if another holds it
+        return _drive(outbox, config, client, outbox.owed(run_id), run.status != "ready",
+                      _Pace(clock, sleep, rng, time_scale, progress))
 
 
 def resend(
@@ -321,8 +339,12 @@ def resend(
     progress: Progress | None = None,
 ) -> DeliverySummary:
     """Send one stored delivery again now, with a fresh retry budget (``deliveries resend``)."""
-    item = outbox.requeue(delivery_id)
-    return _drive(outbox, config, client, iter([item]), False, _Pace(clock, sleep, rng, 0.0, progress))
+    stored = outbox.delivery(delivery_id)
+    if stored is None:
+        raise UsageError(f"no delivery with id {delivery_id} in {outbox.path or ':memory:'}")
+    with RunLease(outbox, stored.run_id, marks=False):  # not while a sender is on its run
+        item = outbox.requeue(delivery_id)
+        return _drive(outbox, config, client, iter([item]), False, _Pace(clock, sleep, rng, 0.0, progress))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,10 @@ Example::
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -31,6 +33,7 @@ import orjson
 from d1sim.contracts.timeline import Delivery
 from d1sim.simulator.auth import scrub_secrets
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.lease import lease_alive
 from d1sim.simulator.outbox_records import RESPONSE_EXCERPT, Attempt, AttemptRow, Run, StoredDelivery
 from d1sim.simulator.storage import Database, Schema
 
@@ -56,7 +59,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     number INTEGER NOT NULL, started_at REAL NOT NULL, status_code INTEGER,
     latency_ms REAL NOT NULL, response BLOB NOT NULL, error TEXT, warning TEXT);
 CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id, number);
-""",))
+""", """
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE runs ADD COLUMN lease_expires REAL;
+"""))  # 2: the sender's lease on a run (simulator.lease)
+_RUN_COLUMNS = "id, created, name, target, options, fingerprint, status, lease_owner, lease_expires"
 _DELIVERY_COLUMNS = (
     "id, run_id, seq, due, key, body, card_ids, statuses, correlation_id, scenario, fault, "
     "state, attempts, last_status, last_error, next_attempt_at"
@@ -117,7 +124,8 @@ class Outbox:
                 if not self.db.fetchone("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
                     break
             self.db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, 'planning')",
+                "INSERT INTO runs (id, created, name, target, options, fingerprint, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'planning')",
                 (run_id, created.isoformat(timespec="seconds"), name, target, blob, fingerprint),
             )
         return run_id
@@ -128,12 +136,14 @@ class Outbox:
 
     def run(self, run_id: str) -> Run | None:
         """One run, or None."""
-        row = self.db.fetchone("SELECT * FROM runs WHERE id = ?", (run_id,))
-        return Run.from_row(row) if row else None
+        row = self.db.fetchone(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return _shown(Run.from_row(row), time.time()) if row else None
 
     def runs(self) -> list[Run]:
-        """Every run, newest first."""
-        return [Run.from_row(row) for row in self.db.fetchall("SELECT * FROM runs ORDER BY created DESC, rowid DESC")]
+        """Every run, newest first; a run whose sender is gone shows as ``interrupted``."""
+        rows = self.db.fetchall(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, rowid DESC")
+        now = time.time()
+        return [_shown(Run.from_row(row), now) for row in rows]
 
     def find_run(self, name: str, target: str, fingerprint: str | None) -> str | None:
         """The newest unfinished, fully planned run of the same command, to resume it."""
@@ -326,6 +336,13 @@ class Outbox:
                 (run_id,),
             )
         return [(r, i, at) for r, i, at in rows]
+
+
+def _shown(run: Run, now: float) -> Run:
+    """A run marked running whose sender is gone (SIGKILL, power loss) is interrupted."""
+    if run.status == "running" and not lease_alive(run.lease_owner, run.lease_expires, now):
+        return replace(run, status="interrupted")
+    return run
 
 
 def _checked(state: str) -> str:

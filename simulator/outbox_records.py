@@ -22,11 +22,13 @@ class Run:
     target: str
     options: dict[str, Any]
     fingerprint: str | None
-    status: str
+    status: str  # "running" only while a live sender holds the lease, else "interrupted"
+    lease_owner: str | None = None
+    lease_expires: float | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Run:
-        return cls(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5], row[6])
+        return cls(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5], row[6], *row[7:9])
 
 
 @dataclass(frozen=True, slots=True)

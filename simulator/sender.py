@@ -24,9 +24,13 @@ import httpx
 
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 from d1sim.simulator.auth import Auth, NoAuth, Signer
+from d1sim.simulator.deadline import DeadlineTransport, deadline
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
 from d1sim.simulator.retry import RetryPolicy
+
+# Of an answer's body this much is read and kept; the rest is never read (the connection closes).
+BODY_CAP = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class SenderConfig:
     ca_cert: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
+    # False: a refused connection before any answer ends a replay at once (exit 2).
+    keep_retrying_unreachable: bool = False
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("http://", "https://")):
@@ -80,6 +86,7 @@ class SenderConfig:
             "ca_cert": self.ca_cert,
             "client_cert": self.client_cert,
             "client_key": self.client_key,
+            "keep_retrying_unreachable": self.keep_retrying_unreachable,
         }
 
 
@@ -93,9 +100,10 @@ def build_client(
     """
     pool = config.concurrency + 2  # the token endpoint may need a connection of its own
     limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
-    return httpx.Client(
-        timeout=config.timeout, limits=limits, transport=transport, verify=_tls(config)
-    )
+    verify = _tls(config)
+    if transport is None:
+        transport = DeadlineTransport(verify, limits)  # --timeout bounds each attempt as a whole
+    return httpx.Client(timeout=config.timeout, limits=limits, transport=transport, verify=verify)
 
 
 def _tls(config: SenderConfig) -> ssl.SSLContext | bool:
@@ -115,15 +123,29 @@ def _tls(config: SenderConfig) -> ssl.SSLContext | bool:
 @dataclass(frozen=True, slots=True)
 class Answer:
     """What one attempt came back with; ``failure`` is an error outside HTTP (token endpoint
-    down, or a bug), which the attempt's ``error`` also describes."""
+    down, or a bug), which the attempt's ``error`` also describes. ``refused``: no connection
+    could be made (refused, unknown host), so the receiver never saw the request."""
 
     attempt: Attempt
     retry_after: str | None = None
     failure: BaseException | None = None
+    refused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    retry_after: str | None
+    body: bytes
+    warning: str | None = None
 
 
 class Poster:
-    """Makes one attempt of a delivery: headers, optional signature, POST, one 401 refresh."""
+    """Makes one attempt of a delivery: headers, optional signature, POST, one 401 refresh.
+
+    The attempt as a whole (token, POST, a refreshed POST) ends within ``config.timeout`` over
+    sockets, and at most :data:`BODY_CAP` bytes of the answer are read.
+    """
 
     def __init__(self, config: SenderConfig, client: httpx.Client) -> None:
         self.config, self.client, self.url = config, client, config.target
@@ -134,32 +156,49 @@ class Poster:
         started, begin = time.time(), time.perf_counter()
         status, content, retry_after, error, warning = None, b"", None, None, None
         failure: BaseException | None = None
+        refused = False
         try:
-            response, warning = self._post(item)
-            status, retry_after = response.status_code, response.headers.get("retry-after")
-            content = response.content[:RESPONSE_EXCERPT]
+            with deadline(self.config.timeout):
+                reply = self._post(item)
+            status, retry_after, warning = reply.status, reply.retry_after, reply.warning
+            content = reply.body[:RESPONSE_EXCERPT]
         except httpx.TimeoutException as exc:
             error = f"timeout after {self.config.timeout:g} s ({type(exc).__name__})"
         except httpx.HTTPError as exc:
-            error = f"connection error: {type(exc).__name__}: {exc}"
+            error, refused = f"connection error: {type(exc).__name__}: {exc}", _refused(exc)
         except Exception as exc:  # AuthError (its message hides secrets) or a bug
             error, failure = f"{type(exc).__name__}: {exc}", exc
         latency = (time.perf_counter() - begin) * 1000
         attempt = Attempt(started, status, latency, content, error, warning)
-        return Answer(attempt, retry_after, failure)
+        return Answer(attempt, retry_after, failure, refused)
 
-    def _post(self, item: StoredDelivery) -> tuple[httpx.Response, str | None]:
+    def _post(self, item: StoredDelivery) -> _Reply:
         headers = self._headers(item)
-        response = self.client.post(self.url, content=item.delivery.body, headers=headers)
+        reply = self._exchange(item, headers)
         auth = self.config.auth
-        if response.status_code != 401 or not auth.on_unauthorized(headers.get("Authorization")):
-            return response, None
-        again = self.client.post(self.url, content=item.delivery.body, headers=self._headers(item))
-        return again, "401 answered: token fetched again and the POST repeated once"
+        if reply.status != 401 or not auth.on_unauthorized(headers.get("Authorization")):
+            return reply
+        again = self._exchange(item, self._headers(item))
+        note = "401 answered: token fetched again and the POST repeated once"
+        return _Reply(again.status, again.retry_after, again.body, _joined(note, again.warning))
+
+    def _exchange(self, item: StoredDelivery, headers: dict[str, str]) -> _Reply:
+        """One POST; the body is read up to BODY_CAP, the rest left unread (connection closed)."""
+        with self.client.stream("POST", self.url, content=item.delivery.body, headers=headers) as response:
+            body, over = bytearray(), False
+            for chunk in response.iter_bytes():
+                room = BODY_CAP - len(body)
+                if len(chunk) > room:
+                    body, over = body + chunk[:room], True
+                    break
+                body += chunk
+            warning = f"answer body over {BODY_CAP // 1024} KiB: the rest was not read" if over else None
+            return _Reply(response.status_code, response.headers.get("retry-after"), bytes(body), warning)
 
     def _headers(self, item: StoredDelivery) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
+            "Accept-Encoding": "identity",  # the body is read raw, up to a cap
             "x-correlation-id": item.delivery.correlation_id,
             **self.config.auth.headers(self.client),
         }
@@ -168,3 +207,19 @@ class Poster:
             msg_id = f"msg_{item.run_id}_{item.delivery.seq}"
             headers.update(self.signer.headers(msg_id, item.delivery.body, time.time()))
         return headers
+
+
+def _refused(exc: httpx.HTTPError) -> bool:
+    """No TCP connection (refused, unknown host); a TLS handshake that failed is an answer."""
+    if not isinstance(exc, httpx.ConnectError):
+        return False
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return False
+        cause = cause.__cause__ or cause.__context__
+    return True
+
+
+def _joined(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None

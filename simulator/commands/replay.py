@@ -3,7 +3,9 @@
 Every planned delivery is stored in the outbox before the first POST; a replay that was killed
 resumes when the same command runs again (or with ``--resume RUN_ID``).
 
-Exit codes: 0 every expectation held, 1 at least one did not, 2 usage error or bad scenario.
+Exit codes: 0 every expectation held, 1 at least one did not, 2 usage error, bad scenario, a
+target that refuses connections from the start (unless --keep-retrying-unreachable), or a run
+that another live ``replay`` is sending (one run, one sender).
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     send.add_argument("--backoff-base", type=positive(float, strict=False), default=1.0, metavar="S")
     send.add_argument("--backoff-factor", type=positive(float, 1, strict=False), default=2.0, metavar="F")
     send.add_argument("--backoff-cap", type=positive(float, strict=False), default=60.0, metavar="S")
+    send.add_argument("--keep-retrying-unreachable", action="store_true",
+                      help="when the target refuses connections from the start, retry as D1 would "
+                           "(default: stop at once with exit 2)")
 
 
 def sender_config(args: argparse.Namespace) -> SenderConfig:
@@ -89,7 +94,8 @@ def sender_config(args: argparse.Namespace) -> SenderConfig:
     return SenderConfig(args.target, issuer_id=args.issuer_id or DEFAULT_ISSUER_ID, timeout=args.timeout,
                         concurrency=args.concurrency, retry=retry, auth=build_auth(args),
                         sign_secret=args.sign_secret, ca_cert=args.ca_cert,
-                        client_cert=args.client_cert, client_key=args.client_key)
+                        client_cert=args.client_cert, client_key=args.client_key,
+                        keep_retrying_unreachable=args.keep_retrying_unreachable)
 
 
 def _list() -> int:
