@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -182,11 +182,14 @@ class Dispatcher:
         item = replace(head, delivery=replace(head.delivery, body=merged_body(lanes)))
         for lane in lanes:
             lane.busy = True
-        poster = self._poster(issuer_id)
         self.in_flight += 1
-        # A token endpoint failure comes back as an unanswered attempt, retried like one.
-        future = self._pool.submit(poster.attempt, item)
-        future.add_done_callback(lambda f: self._answered(issuer_id, lanes, f.result()))
+        try:
+            # A token endpoint failure comes back as an unanswered attempt, retried like one.
+            future = self._pool.submit(self._poster(issuer_id).attempt, item)
+        except Exception as exc:  # no sender for the issuer now: the answer says why, the lane goes on
+            self._answered(issuer_id, lanes, _failed(exc))
+            return
+        future.add_done_callback(lambda f: self._answered(issuer_id, lanes, _outcome(f)))
 
     def _answered(self, issuer_id: str, lanes: list[Lane], answer: Answer) -> None:
         self._answers.put(_Answered(issuer_id, lanes, answer))
@@ -225,15 +228,29 @@ class Dispatcher:
                     state, retry_at, attempt = self._verdict(answer, lane.head)
                     rows.append((lane.head.id, attempt, state, retry_at))
                     settled.append((lane, state, retry_at))
-            self.outbox.record_attempts(rows)
+            try:
+                self.outbox.record_attempts(rows)
+            except Exception:  # not recorded, so still owed: the lanes send their heads again
+                log.exception("recording %d answers failed; their deliveries are sent again", len(rows))
+                for lane, _, _ in settled:
+                    lane.busy = False
+                    self._table(lane.issuer_id).file(lane, self.real())
+                return
             for lane, state, retry_at in settled:
                 self._advance(lane, state, retry_at)
 
     def _verdict(self, answered: _Answered, item: StoredDelivery) -> tuple[str, float | None, Attempt]:
-        answer, policy = answered.answer, self._poster(answered.issuer_id).config.retry
-        now = self.real()
-        verdict = judge(answer.attempt, answer.retry_after, item.attempts, policy, self.rng, now)
+        answer, now = answered.answer, self.real()
         self.counts["attempts"] += 1
+        try:
+            policy = self._poster(answered.issuer_id).config.retry
+            verdict = judge(answer.attempt, answer.retry_after, item.attempts, policy, self.rng, now)
+        except Exception as exc:  # a failing step is its delivery's, never its lane's: dead, recoverable
+            log.exception("judging the answer to delivery %s failed", item.id)
+            self.counts["dead"] += 1
+            failed = f"d1sim could not judge this answer ({type(exc).__name__}: {exc}); recover resends it"
+            error = "; ".join(e for e in (answer.attempt.error, failed) if e)
+            return "dead", None, replace(answer.attempt, error=error)
         if verdict.delay is not None:
             return "pending", now + verdict.delay, verdict.attempt
         self.counts[verdict.state] += 1
@@ -270,3 +287,15 @@ class Dispatcher:
                 "lanesByIssuer": dict(per_issuer),
                 "runs": len(self.lanes),
             }
+
+
+def _failed(exc: BaseException) -> Answer:
+    """An attempt that never reached HTTP, as an unanswered one (retried like a timeout)."""
+    return Answer(Attempt(time.time(), None, 0.0, error=f"{type(exc).__name__}: {exc}"), failure=exc)
+
+
+def _outcome(future: Future[Answer]) -> Answer:
+    try:
+        return future.result()
+    except BaseException as exc:  # the worker itself failed: still an answer, so the lane goes on
+        return _failed(exc)
