@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +124,7 @@ class Database:
         with self.lock:
             return self._db.execute(sql, tuple(args))
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> int:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
         """Run one statement per row; return how many rows it changed."""
         with self.lock:
             before = self._db.total_changes
