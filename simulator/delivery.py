@@ -25,16 +25,16 @@ from dataclasses import dataclass
 
 import httpx
 
+from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.driver import (  # re-exported: what a call reports
     DeliveryEvent,
     DeliverySummary,
+    Driver,
     Progress,
     TargetUnreachable,
-    Driver,
 )
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.lease import LEASE_SECONDS, RunLease
-from d1sim.simulator.outbox import Outbox, StoredDelivery
 from d1sim.simulator.sender import (  # re-exported: the sender's settings and client live there
     DEFAULT_ISSUER_ID,
     Poster,

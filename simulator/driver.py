@@ -4,7 +4,7 @@
 calling thread schedules (a key's deliveries one at a time in order, ``due`` under the time
 scale, backoff) and is the outbox's single writer: it commits answers in groups, so SQLite
 never makes the workers wait, and a key's next delivery goes only once the previous answer is
-committed. :func:`d1sim.simulator.delivery.deliver_run` is the entry point.
+committed. :func:`d1sim.simulator.delivery.engine.deliver_run` is the entry point.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass, replace
 
 import httpx
 
+from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
+from d1sim.simulator.delivery.retry import Schedule, judge
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
-from d1sim.simulator.retry import Schedule, judge
 from d1sim.simulator.sender import Answer, Poster, SenderConfig
 
 # Deliveries held in memory at once; the rest wait in the outbox until there is room.

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:
-    from d1sim.simulator.outbox import Outbox
+    from d1sim.simulator.delivery.outbox import Outbox
 
 LEASE_SECONDS = 15.0  # a sender silent this long is taken for dead (another machine, a freeze)
 HEARTBEATS_PER_LEASE = 3

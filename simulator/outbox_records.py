@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.scenario.timeline import Delivery
 
 RESPONSE_EXCERPT = 500
 

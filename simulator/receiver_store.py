@@ -23,8 +23,8 @@ from typing import Any
 
 import orjson
 
-from d1sim.contracts.convergence import CardState, order_key
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.lifecycle.convergence import CardState, order_key
 from d1sim.simulator.storage import Database, Schema
 
 SCHEMA = Schema("receiver", ("""

@@ -1,8 +1,8 @@
 """One attempt of a delivery, as D1 makes it: settings, HTTP client, headers, POST, answer.
 
-Shared by replay's sender (:mod:`d1sim.simulator.delivery`) and the mock D1's dispatcher
+Shared by replay's sender (:mod:`d1sim.simulator.delivery.engine`) and the mock D1's dispatcher
 (:mod:`d1sim.simulator.d1.dispatcher`): both hand a stored delivery to a :class:`Poster` and
-get one :class:`Answer` back, which :func:`d1sim.simulator.retry.judge` turns into a verdict.
+get one :class:`Answer` back, which :func:`d1sim.simulator.delivery.retry.judge` turns into a verdict.
 
 Example::
 
@@ -23,11 +23,11 @@ from typing import Any
 import httpx
 
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
-from d1sim.simulator.auth import Auth, NoAuth, Signer
 from d1sim.simulator.deadline import DeadlineTransport, deadline
+from d1sim.simulator.delivery.auth import Auth, NoAuth, Signer
+from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
+from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
-from d1sim.simulator.retry import RetryPolicy
 
 # Of an answer's body this much is read and kept; the rest is never read (the connection closes).
 BODY_CAP = 64 * 1024

@@ -30,7 +30,7 @@ from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.planner import Planner
 from d1sim.simulator.d1.store import Store, digest
-from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.delivery.outbox import Outbox
 
 log = logging.getLogger("d1sim.serve")
 
@@ -165,7 +165,7 @@ def _unexpected(exc: Exception) -> Response:
 
 def _openapi() -> Response:
     """``GET /openapi.json``: the OpenAPI document of everything this server answers."""
-    from d1sim.contracts.contract_docs import build_openapi
+    from d1sim.contracts.openapi.documents import build_openapi
 
     return json_response(build_openapi(server_paths=True))
 

@@ -3,7 +3,7 @@ fall due on their issuer's virtual clock, with the issuer's auth, D1's retry rul
 
 One thread schedules and is the only one that records answers (grouped into one commit); a pool
 of workers only does HTTP through :class:`d1sim.simulator.sender.Poster`, and every answer is
-judged by :func:`d1sim.simulator.retry.judge`, as replay's sender does. Ready heads of one issuer
+judged by :func:`d1sim.simulator.delivery.retry.judge`, as replay's sender does. Ready heads of one issuer
 are packed into POSTs of at most ``maxOperations`` operations, so a busy issuer gets bulk
 notifications of several cards, as D1 sends them. Everything owed is in the outbox, so a
 restart (:meth:`Dispatcher.start`) resumes each lane at its first owed delivery; what was in
@@ -29,8 +29,8 @@ import httpx
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.lanes import Lane, Timetable, merged_body, pack
 from d1sim.simulator.d1.store import Store
-from d1sim.simulator.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
-from d1sim.simulator.retry import judge
+from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
+from d1sim.simulator.delivery.retry import judge
 from d1sim.simulator.sender import Answer, Poster, build_client
 
 IDLE = 1.0  # longest sleep: clocks are saved and settings changes noticed at least this often

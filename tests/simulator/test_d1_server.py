@@ -265,7 +265,7 @@ def test_a_failing_step_is_recorded_against_its_delivery_and_the_lane_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from d1sim.simulator.d1 import dispatcher
-    from d1sim.simulator.retry import judge
+    from d1sim.simulator.delivery.retry import judge
 
     calls = {"n": 0}
 

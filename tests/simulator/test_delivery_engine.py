@@ -9,11 +9,12 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator import delivery, driver
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator import driver
 from d1sim.simulator.d1 import dispatcher
-from d1sim.simulator.outbox import Attempt, StoredDelivery
-from d1sim.simulator.retry import RetryPolicy, judge
+from d1sim.simulator.delivery import engine as delivery
+from d1sim.simulator.delivery.outbox import Attempt, StoredDelivery
+from d1sim.simulator.delivery.retry import RetryPolicy, judge
 from d1sim.simulator.sender import Poster, SenderConfig, build_client
 
 URL = "http://receiver.test/hook"

@@ -16,13 +16,13 @@ from pathlib import Path
 import orjson
 import pytest
 
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.cli import main
-from d1sim.simulator.delivery import deliver_run
+from d1sim.simulator.delivery.engine import deliver_run
+from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Outbox, StoredDelivery
+from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.lease import RunBusy, RunLease
-from d1sim.simulator.outbox import RESPONSE_EXCERPT, Outbox, StoredDelivery
-from d1sim.simulator.retry import RetryPolicy
 from d1sim.simulator.sender import BODY_CAP, Poster, SenderConfig, build_client
 
 Answer = Callable[[socket.socket], None]
@@ -137,7 +137,7 @@ def test_a_killed_sender_frees_its_run_and_shows_as_interrupted(tmp_path: Path) 
     run = planned_run(box)
     holder = subprocess.Popen(
         [sys.executable, "-c", (
-            "import sys, time; from d1sim.simulator.outbox import Outbox; "
+            "import sys, time; from d1sim.simulator.delivery.outbox import Outbox; "
             "from d1sim.simulator.lease import RunLease\n"
             "with RunLease(Outbox(sys.argv[1]), sys.argv[2]):\n"
             "    print('held', flush=True); time.sleep(60)"
