@@ -36,12 +36,13 @@ from typing import Any
 import httpx
 import orjson
 
+from d1sim.contracts.protocol import WEBHOOK_PATH
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.engine import SenderConfig, build_client, deliver_run
 from d1sim.simulator.delivery.outbox import Outbox
 
 SEED = Path(__file__).parent.parent / "tests" / "data" / "seed" / "card-shipped-update.json"
-PATH = "/notifications/d1/v2/issuers/{issuerId}/cards"
+PATH = WEBHOOK_PATH
 PER_CARD = 5
 TARGET_RATIO = 0.7
 MAX_NOTIFICATIONS = 1_000_000

@@ -33,13 +33,14 @@ from pathlib import Path
 
 import httpx
 
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, webhook_path
 from d1sim.contracts.scenario.expansion import expand_scenario
 from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.contracts.scenario.timeline import Delivery
 
 CONCURRENCY = 4
 TARGET_RATIO = 0.7
-WEBHOOK = "/notifications/d1/v2/issuers/ISSUER0001/cards"
+WEBHOOK = webhook_path(DEFAULT_ISSUER_ID)
 
 
 def start_receiver() -> tuple[subprocess.Popen[str], str]:

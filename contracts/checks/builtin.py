@@ -15,7 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from d1sim.contracts.checks import acceptance, auth, robustness, state
+import d1sim.contracts.checks.acceptance as acceptance
+import d1sim.contracts.checks.auth as auth
+import d1sim.contracts.checks.robustness as robustness
+import d1sim.contracts.checks.state as state
 from d1sim.contracts.checks.registry import Check, Registry, checks_of
 
 FAMILIES = (acceptance, state, auth, robustness)

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from d1sim.contracts.checks.ids import IdMint
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 
 DEFAULT_MAX_BATCH = 10
 DEFAULT_TIMEOUT = 10.0
-DEFAULT_ISSUER_ID = "ISSUER0001"
 EXCERPT = 300  # characters of a reply body shown in a failure
 
 Verdict = Literal["passed", "failed", "skipped"]

@@ -18,6 +18,7 @@ from typing import Any
 
 from d1sim.contracts.notification.documents import load_document, package_version
 from d1sim.contracts.openapi.paths import admin_paths, inbound_paths
+from d1sim.contracts.protocol import BANKING_PREFIX, WEBHOOK_PATH
 
 NOTIFICATION_FILES = (
     "notification.schema.json",
@@ -32,7 +33,6 @@ SERVER_FILES = (
     "inbound-production-batch.schema.json",
     "sim-issuer.schema.json",
 )
-WEBHOOK_PATH = "/notifications/d1/v2/issuers/{issuerId}/cards"
 CORRELATION_HEADER = "x-correlation-id"
 D1_DELIVERY = (
     "D1 POSTs a notification when a card's production status changes; several operations may "
@@ -124,7 +124,8 @@ def security_schemes(server_paths: bool) -> dict[str, Any]:
         }
     }
     if server_paths:
-        schemes["d1Bearer"] = {"type": "http", "scheme": "bearer", "description": "From POST /banking/v1/oauth2/token."}
+        token = f"From POST {BANKING_PREFIX}/oauth2/token."
+        schemes["d1Bearer"] = {"type": "http", "scheme": "bearer", "description": token}
         schemes["clientBasic"] = {"type": "http", "scheme": "basic", "description": "clientId:clientSecret."}
         schemes["adminBearer"] = {"type": "http", "scheme": "bearer", "description": "The --admin-token, when set."}
     return schemes

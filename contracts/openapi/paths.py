@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-BANKING = "/banking/v1"
+from d1sim.contracts.protocol import ADMIN_PREFIX as ADMIN
+from d1sim.contracts.protocol import BANKING_PREFIX as BANKING
+from d1sim.contracts.protocol import SCENARIO_HEADER
+
 CARDS = BANKING + "/issuers/{issuerId}/physicalCards"
-ADMIN = "/_sim"
-SCENARIO_HEADER = "X-D1Sim-Scenario"
 
 
 def ref(name: str) -> dict[str, str]:

@@ -14,9 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from d1sim.contracts.lifecycle.model import Lifecycle, load_lifecycle
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 from d1sim.contracts.scenario.faults import Fault
 
-DEFAULT_ISSUER = "ISSUER0001"
+DEFAULT_ISSUER = DEFAULT_ISSUER_ID
 DEFAULT_EVERY = timedelta(hours=12)
 
 

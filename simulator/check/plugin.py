@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
+
 if TYPE_CHECKING:
     from d1sim.contracts.checks import CheckContext, CheckOutcome, Probe
     from d1sim.simulator.delivery.auth import Auth
@@ -79,7 +81,7 @@ class D1simCheck:
         seed: int = 0,
         timeout: float = 10.0,
         max_batch: int = 10,
-        issuer_id: str = "ISSUER0001",
+        issuer_id: str = DEFAULT_ISSUER_ID,
         fail: bool = True,
     ) -> list[CheckOutcome]:
         """Run the checks (all by default) against ``target``; fail the test when one fails.

@@ -23,10 +23,10 @@ from urllib.parse import quote, urlsplit
 import httpx
 import orjson
 
-from d1sim.contracts.checks import DEFAULT_ISSUER_ID, DEFAULT_TIMEOUT, NoReply, ProbeError, Reply
+from d1sim.contracts.checks import DEFAULT_TIMEOUT, NoReply, ProbeError, Reply
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.simulator.errors import UsageError
 
-WEBHOOK_PATH = "/notifications/d1/v2/issuers/{issuerId}/cards"
 WSGI_BASE = "http://receiver.d1sim.test"  # in-process requests need some absolute URL
 EXCERPT = 200
 

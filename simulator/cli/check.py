@@ -24,6 +24,7 @@ from d1sim.contracts.checks import (
     registered,
     select_checks,
 )
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.simulator.check.runner import DEFAULT_MAX_EXAMPLES, as_cases, http_context, run_checks
 from d1sim.simulator.check.transport import HttpTransport, webhook_url
 from d1sim.simulator.cli.options import BEARER_ENV, SECRET_ENV, add_auth_options, build_auth
@@ -33,7 +34,7 @@ from d1sim.simulator.reports.check import format_failure, format_line, format_su
 from d1sim.simulator.reports.results import write_json, write_junit
 
 EPILOG = f"""\
-target: a base URL gets /notifications/d1/v2/issuers/{{issuerId}}/cards appended; a URL that
+target: a base URL gets {WEBHOOK_PATH} appended; a URL that
 contains {{issuerId}} or whose path ends in /cards is used as it is.
 
 secrets may come from {BEARER_ENV} and {SECRET_ENV} instead of the options.
@@ -51,7 +52,7 @@ RUN_OPTIONS: tuple[tuple[str, type, Any, str, str], ...] = (
     ("--seed", int, 0, "N", "random seed; the same seed replays the same examples (default: 0)"),
     ("--timeout", float, 10.0, "S", "seconds D1 waits for an answer (default: %(default)g)"),
     ("--max-batch", int, 10, "N", "most operations per POST agreed at onboarding (default: 10)"),
-    ("--issuer-id", str, "ISSUER0001", "ID", "the 10-character issuer id in the path"),
+    ("--issuer-id", str, DEFAULT_ISSUER_ID, "ID", "the 10-character issuer id in the path"),
 )
 
 

@@ -26,6 +26,7 @@ from rich.table import Table
 from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.lifecycle.render import render_table
 from d1sim.contracts.notification.validation import notification_validator
+from d1sim.contracts.protocol import WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import bundled_scenarios
 from d1sim.simulator.check.runner import as_cases, http_context, run_checks
 from d1sim.simulator.check.transport import HttpProbe
@@ -43,7 +44,7 @@ from d1sim.simulator.reports.results import CaseResult, tally, write_json, write
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"
-WEBHOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
+WEBHOOK = WEBHOOK_PATH
 # Quick retries: the demo's outage scenario should recover in well under a second.
 DEMO_RETRY = RetryPolicy(max_attempts=8, base=0.02, factor=2.0, cap=0.2)
 

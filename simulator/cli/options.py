@@ -12,7 +12,6 @@ from d1sim.simulator.errors import UsageError
 BEARER_ENV = "D1SIM_BEARER_TOKEN"
 SECRET_ENV = "D1SIM_CLIENT_SECRET"
 SIGN_ENV = "D1SIM_SIGN_SECRET"
-DEFAULT_ISSUER_ID = "ISSUER0001"
 
 
 def add_auth_options(parser: argparse.ArgumentParser) -> None:

@@ -8,6 +8,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
+from d1sim.contracts.protocol import WEBHOOK_PATH
 from d1sim.simulator.errors import EXIT_OK, UsageError
 from d1sim.simulator.receiver.app import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
 from d1sim.simulator.servers import serve
@@ -19,7 +20,7 @@ OPTION_OF = {"db_path": "--db"}
 
 EPILOG = f"""\
 endpoints:
-  POST /notifications/d1/v2/issuers/{{issuerId}}/cards  the webhook (204 when applied)
+  POST {WEBHOOK_PATH}  the webhook (204 when applied)
   POST /authz/d1/v1/oauth2/token                     OAuth2 token (with --client-id)
   GET  /cards/{{cardId}}                               state probe (404: unknown card)
   GET  /_receiver/stats                              counters
@@ -169,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         token = f"  token:   POST {url}{TOKEN_PATH}\n" if config.oauth else ""
         print(
             f"d1sim receiver listening on {url}\n"
-            f"  webhook: POST {url}/notifications/d1/v2/issuers/{{issuerId}}/cards\n{token}"
+            f"  webhook: POST {url}{WEBHOOK_PATH}\n{token}"
             f"  probe:   GET  {url}/cards/{{cardId}}\n{describe(config)}",
             flush=True,
         )

@@ -3,7 +3,9 @@
 Every planned delivery is stored in the outbox before the first POST; a replay that was killed
 resumes when the same command runs again (or with ``--resume RUN_ID``).
 
-Exit codes: 0 every expectation held, 1 at least one did not, 2 usage error or bad scenario.
+Exit codes: 0 every expectation held, 1 at least one did not, 2 usage error, bad scenario, a
+target that refuses connections from the start (unless --keep-retrying-unreachable), or a run
+that another live ``replay`` is sending (one run, one sender).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import os
 from typing import Any
 
+from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import bundled_scenarios
 from d1sim.simulator.check.transport import HttpProbe
 from d1sim.simulator.cli.options import (
@@ -29,13 +32,13 @@ from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.replay.output import ProgressBars, print_results, write_reports
 from d1sim.simulator.replay.run import Replayer, resolve_scenarios
 
-EPILOG = """\
+EPILOG = f"""\
 SCENARIO is a bundled name (see --list), a .yaml file, or a folder of them.
-The target URL may contain {issuerId}; it is the scenario's issuerId unless --issuer-id is given.
+The target URL may contain {{issuerId}}; it is the scenario's issuerId unless --issuer-id is given.
 
 examples:
-  d1sim replay happy-path --target 'http://127.0.0.1:8090/notifications/d1/v2/issuers/{issuerId}/cards'
-  d1sim replay scenarios/ qa/my-suite/ --target "$HOOK" --state-url 'http://127.0.0.1:8090/cards/{cardId}' \\
+  d1sim replay happy-path --target 'http://127.0.0.1:8090{WEBHOOK_PATH}'
+  d1sim replay scenarios/ qa/my-suite/ --target "$HOOK" --state-url 'http://127.0.0.1:8090/cards/{{cardId}}' \\
       --time-scale 3600 --report-junit replay.xml
 """
 
@@ -78,6 +81,9 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     send.add_argument("--backoff-base", type=positive(float, strict=False), default=1.0, metavar="S")
     send.add_argument("--backoff-factor", type=positive(float, 1, strict=False), default=2.0, metavar="F")
     send.add_argument("--backoff-cap", type=positive(float, strict=False), default=60.0, metavar="S")
+    send.add_argument("--keep-retrying-unreachable", action="store_true",
+                      help="when the target refuses connections from the start, retry as D1 would "
+                           "(default: stop at once with exit 2)")
 
 
 def sender_config(args: argparse.Namespace) -> SenderConfig:
@@ -85,10 +91,11 @@ def sender_config(args: argparse.Namespace) -> SenderConfig:
     check_files(args, "client_cert", "client_key", "ca_cert")
     retry = RetryPolicy(max_attempts=args.max_attempts, base=args.backoff_base,
                         factor=args.backoff_factor, cap=args.backoff_cap)
-    return SenderConfig(args.target, issuer_id=args.issuer_id or "ISSUER0001", timeout=args.timeout,
+    return SenderConfig(args.target, issuer_id=args.issuer_id or DEFAULT_ISSUER_ID, timeout=args.timeout,
                         concurrency=args.concurrency, retry=retry, auth=build_auth(args),
                         sign_secret=args.sign_secret, ca_cert=args.ca_cert,
-                        client_cert=args.client_cert, client_key=args.client_key)
+                        client_cert=args.client_cert, client_key=args.client_key,
+                        keep_retrying_unreachable=args.keep_retrying_unreachable)
 
 
 def _list() -> int:

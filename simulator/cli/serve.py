@@ -13,23 +13,24 @@ import logging
 import sys
 from typing import Any
 
+from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX, SCENARIO_HEADER
 from d1sim.simulator.cli.options import positive
-from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, create_app
+from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, ServerSettings, admin_token_for, load_config_file
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH
 from d1sim.simulator.errors import EXIT_OK, UsageError
 from d1sim.simulator.servers import serve
 
 EPILOG = f"""\
-inbound API (issuer -> D1), under {BANKING}:
+inbound API (issuer -> D1), under {BANKING_PREFIX}:
   POST /oauth2/token                                       client credentials -> token
   POST /issuers/{{issuerId}}/physicalCards/{{cardId}}/operations:production        order
   POST /issuers/{{issuerId}}/physicalCards/operations:production         batch of 1-1000
   GET  /issuers/{{issuerId}}/physicalCards/{{cardId}}/productionStatus              poll
   POST /issuers/{{issuerId}}/physicalCards/{{cardId}}/operations:cancelProduction   cancel
-test hooks: header X-D1Sim-Scenario: <name>, or issuerRequestId SCN-<name>-...
+test hooks: header {SCENARIO_HEADER}: <name>, or issuerRequestId SCN-<name>-...
 
-admin API under {ADMIN} (see docs/server.md); off 127.0.0.1 it needs --admin-token
+admin API under {ADMIN_PREFIX} (see docs/server.md); off 127.0.0.1 it needs --admin-token
 (or ${ADMIN_TOKEN_ENV}).
 
 example:
@@ -64,7 +65,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--admin-token",
         metavar="T",
-        help=f"require this bearer token on {ADMIN} (or ${ADMIN_TOKEN_ENV})",
+        help=f"require this bearer token on {ADMIN_PREFIX} (or ${ADMIN_TOKEN_ENV})",
     )
     parser.add_argument(
         "--workers",
@@ -100,13 +101,13 @@ def banner(url: str, server: D1Server) -> str:
     """What the start-up lines say: where to call, which issuers (never a secret)."""
     issuers = (
         ", ".join(f"{s.issuer_id} (time scale {s.time_scale:g})" for s in server.issuers.all())
-        or f"none yet: PUT {url}{ADMIN}/issuers/<id>"
+        or f"none yet: PUT {url}{ADMIN_PREFIX}/issuers/<id>"
     )
     admin = "token required" if server.settings.admin_token else "no token (loopback only)"
     return (
         f"d1sim serve: mock D1 listening on {url}\n"
-        f"  inbound: {url}{BANKING}  (token: POST {url}{BANKING}/oauth2/token)\n"
-        f"  admin:   {url}{ADMIN}  ({admin})\n"
+        f"  inbound: {url}{BANKING_PREFIX}  (token: POST {url}{BANKING_PREFIX}/oauth2/token)\n"
+        f"  admin:   {url}{ADMIN_PREFIX}  ({admin})\n"
         f"  issuers: {issuers}\n"
         f"  db:      {server.settings.db_path}"
     )

@@ -4,7 +4,7 @@ Modules: ``server`` (the server object), ``app`` (its Flask app, mounting the re
 ``responses`` (prefixes, JSON and error answers), ``inbound`` (``/banking/v1``), ``admin`` and
 ``admin_runs`` (``/_sim``), ``orders`` (order -> one-card scenario -> outbox run), ``cancel``,
 ``dispatcher`` and ``lanes`` (background delivery), ``issuers`` (settings and virtual clocks),
-``store`` (SQLite), ``server_outbox`` (extra outbox queries), ``config`` (settings, config file),
+``store`` (SQLite, through ``simulator.storage``), ``config`` (settings, config file),
 ``demo`` (the mock-D1 part of ``d1sim demo``).
 docs/server.md is the user's guide.
 """

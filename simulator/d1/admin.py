@@ -18,12 +18,13 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
+from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
 from d1sim.contracts.scenario.loading import Scenario, load_scenario_text
 from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.simulator.d1.config import IssuerSettings, bundled, bundled_names
 from d1sim.simulator.d1.orders import plan_run
-from d1sim.simulator.d1.responses import ADMIN, BANKING, json_response, problem
+from d1sim.simulator.d1.responses import ADMIN, json_response, problem
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.errors import UsageError
 
@@ -61,7 +62,7 @@ def issuer_or_404(server: D1Server, issuer_id: str) -> IssuerSettings:
         raise AdminError(
             404,
             "Not found",
-            f"no issuer {issuer_id} (register it with PUT {ADMIN}/issuers/{issuer_id})",
+            f"no issuer {issuer_id} (register it with PUT {ADMIN_PREFIX}/issuers/{issuer_id})",
         )
     return settings
 
@@ -131,7 +132,7 @@ class Admin:
         client_id = str(body_json().get("clientId") or f"{issuer_id.lower()}-{secrets.token_hex(4)}")
         secret = secrets.token_urlsafe(32)
         self.server.store.add_client(issuer_id, client_id, secret)
-        token_url = request.host_url.rstrip("/") + BANKING + "/oauth2/token"
+        token_url = request.host_url.rstrip("/") + BANKING_PREFIX + "/oauth2/token"
         return json_response({"clientId": client_id, "clientSecret": secret, "tokenUrl": token_url}, 201)
 
     def pause(self, issuer_id: str) -> Response:
@@ -242,6 +243,6 @@ def add_admin_routes(app: Flask, server: D1Server) -> None:
 
     @app.before_request
     def _admin_token() -> Response | None:
-        return views.check_token() if request.path.startswith(ADMIN) else None
+        return views.check_token() if request.path.startswith(ADMIN_PREFIX) else None
 
     app.register_error_handler(AdminError, lambda exc: exc.response())

@@ -13,11 +13,12 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
+from d1sim.contracts.protocol import ADMIN_PREFIX
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
 from d1sim.simulator.d1.admin import AdminError, body_json, issuer_or_404
 from d1sim.simulator.d1.cancel import operations_in
 from d1sim.simulator.d1.orders import held_operation
-from d1sim.simulator.d1.responses import ADMIN, json_response
+from d1sim.simulator.d1.responses import json_response
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.delivery.outbox import STATES, Attempt, StoredDelivery
 
@@ -200,4 +201,4 @@ def add_run_routes(app: Flask, server: D1Server) -> None:
         ("/deliveries/replay", views.replay, "POST"),
     ]
     for path, view, method in rules:
-        app.add_url_rule(ADMIN + path, view_func=view, methods=[method])
+        app.add_url_rule(ADMIN_PREFIX + path, view_func=view, methods=[method])

@@ -21,9 +21,8 @@ from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.orders import cancel_operation, held_operation, start_time
-from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import OrderRecord, Store
-from d1sim.simulator.delivery.outbox import StoredDelivery
+from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 
 
 class CancelRefused(Exception):
@@ -35,7 +34,7 @@ class CancelRefused(Exception):
 
 
 def cancel_order(
-    order: OrderRecord, dispatcher: Dispatcher, outbox: ServerOutbox, store: Store, issuers: Issuers
+    order: OrderRecord, dispatcher: Dispatcher, outbox: Outbox, store: Store, issuers: Issuers
 ) -> int:
     """End a planned order's lifecycle with CARD_PROD_CANCELED; return how many were dropped.
 
@@ -63,7 +62,7 @@ def cancel_order(
 
 
 def _split(
-    order: OrderRecord, dispatcher: Dispatcher, outbox: ServerOutbox, cutoff: float
+    order: OrderRecord, dispatcher: Dispatcher, outbox: Outbox, cutoff: float
 ) -> tuple[list[StoredDelivery], list[StoredDelivery]]:
     """(reached, future) deliveries of the order's run, as of virtual time ``cutoff``."""
     assert order.run_id is not None

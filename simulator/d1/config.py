@@ -29,6 +29,7 @@ from jsonschema.exceptions import best_match
 
 from d1sim.contracts.notification.documents import load_document
 from d1sim.contracts.payloads.inbound import field_name
+from d1sim.contracts.protocol import ADMIN_PREFIX
 from d1sim.contracts.scenario.loading import Scenario, bundled_scenarios, load_bundled
 from d1sim.simulator.delivery.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
 from d1sim.simulator.delivery.engine import SenderConfig
@@ -261,7 +262,7 @@ def admin_token_for(host: str, given: str | None, env: Mapping[str, str] = os.en
     if token is None and not is_loopback(host):
         raise UsageError(
             f"--host {host} is reachable from other machines: give --admin-token "
-            f"or set {ADMIN_TOKEN_ENV} to protect the admin API (/_sim)"
+            f"or set {ADMIN_TOKEN_ENV} to protect the admin API ({ADMIN_PREFIX})"
         )
     return token
 

@@ -16,16 +16,17 @@ from typing import Any
 import httpx
 
 from d1sim.contracts.payloads.inbound import sample_order
+from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX, DEFAULT_ISSUER_ID, SCENARIO_HEADER, WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
 from d1sim.simulator.reports.results import CaseResult
 from d1sim.simulator.servers import running_server
 
-ISSUER = "ISSUER0001"
+ISSUER = DEFAULT_ISSUER_ID
 SUITE = "d1sim serve"
-HOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
-CARDS = f"/banking/v1/issuers/{ISSUER}/physicalCards"
+HOOK = WEBHOOK_PATH
+CARDS = f"{BANKING_PREFIX}/issuers/{ISSUER}/physicalCards"
 ORDER = sample_order()
 # (card, scenario, how the order names it)
 ORDERS = (("demo-card-happy", "happy-path", "header"),
@@ -46,7 +47,7 @@ def order_cards(receiver_url: str, receiver_auth: dict[str, str], db: Path) -> l
     """Register the receiver as ISSUER0001's webhook, order one card per outcome, judge each."""
     with running_mock_d1(db) as url, httpx.Client(base_url=url, timeout=10) as http:
         issuer = {"webhookUrl": receiver_url + HOOK, "timeScale": 0, "auth": receiver_auth}
-        http.put(f"/_sim/issuers/{ISSUER}", json=issuer).raise_for_status()
+        http.put(f"{ADMIN_PREFIX}/issuers/{ISSUER}", json=issuer).raise_for_status()
         headers = {"Authorization": f"Bearer {_token(http)}"}
         for card, scenario, how in ORDERS:
             _order(http, headers, card, scenario, how)
@@ -54,15 +55,15 @@ def order_cards(receiver_url: str, receiver_auth: dict[str, str], db: Path) -> l
 
 
 def _token(http: httpx.Client) -> str:
-    cred = http.post(f"/_sim/issuers/{ISSUER}/credentials").raise_for_status().json()
-    answer = http.post("/banking/v1/oauth2/token", auth=(cred["clientId"], cred["clientSecret"]),
+    cred = http.post(f"{ADMIN_PREFIX}/issuers/{ISSUER}/credentials").raise_for_status().json()
+    answer = http.post(f"{BANKING_PREFIX}/oauth2/token", auth=(cred["clientId"], cred["clientSecret"]),
                        data={"grant_type": "client_credentials"})
     return str(answer.raise_for_status().json()["access_token"])
 
 
 def _order(http: httpx.Client, headers: dict[str, str], card: str, scenario: str, how: str) -> None:
     body: dict[str, Any] = {**ORDER, "issuerRequestId": f"SCN-{scenario}-{card}" if how == "request-id" else card}
-    extra = {"X-D1Sim-Scenario": scenario} if how == "header" else {}
+    extra = {SCENARIO_HEADER: scenario} if how == "header" else {}
     http.post(f"{CARDS}/{card}/operations:production", json=body, headers={**headers, **extra}).raise_for_status()
 
 

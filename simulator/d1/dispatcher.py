@@ -2,7 +2,8 @@
 fall due on their issuer's virtual clock, with the issuer's auth, D1's retry rules and bulk POSTs.
 
 One thread schedules and is the only one that records answers (grouped into one commit); a pool
-of workers only does HTTP through :class:`d1sim.simulator.delivery.engine.Poster`. Ready heads of one issuer
+of workers only does HTTP through :class:`d1sim.simulator.delivery.sender.Poster`, and every answer is
+judged by :func:`d1sim.simulator.delivery.retry.judge`, as replay's sender does. Ready heads of one issuer
 are packed into POSTs of at most ``maxOperations`` operations, so a busy issuer gets bulk
 notifications of several cards, as D1 sends them. Everything owed is in the outbox, so a
 restart (:meth:`Dispatcher.start`) resumes each lane at its first owed delivery; what was in
@@ -18,7 +19,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
@@ -27,11 +28,11 @@ import httpx
 
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.lanes import Lane, Timetable, merged_body, pack
-from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import Store
 from d1sim.simulator.delivery.engine import Poster, build_client
-from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, StoredDelivery
-from d1sim.simulator.delivery.retry import Outcome, classify, parse_retry_after
+from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
+from d1sim.simulator.delivery.retry import judge
+from d1sim.simulator.delivery.sender import Answer
 
 IDLE = 1.0  # longest sleep: clocks are saved and settings changes noticed at least this often
 PER_WORKER = 2  # POSTs handed out per worker, so none idles while answers are recorded
@@ -40,11 +41,10 @@ log = logging.getLogger("d1sim.serve")
 
 
 @dataclass(frozen=True, slots=True)
-class _Answer:
+class _Answered:
     issuer_id: str
     lanes: list[Lane]
-    attempt: Attempt
-    retry_after: str | None
+    answer: Answer
 
 
 class Dispatcher:
@@ -52,7 +52,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        outbox: ServerOutbox,
+        outbox: Outbox,
         store: Store,
         issuers: Issuers,
         *,
@@ -65,7 +65,7 @@ class Dispatcher:
         self.lock = threading.RLock()  # guards lanes and timetables (cancel takes it too)
         self.lanes: dict[str, list[Lane]] = {}
         self._tables: dict[str, Timetable] = {}
-        self._answers: queue.SimpleQueue[_Answer] = queue.SimpleQueue()
+        self._answers: queue.SimpleQueue[_Answered] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="d1sim-post")
@@ -183,13 +183,17 @@ class Dispatcher:
         item = replace(head, delivery=replace(head.delivery, body=merged_body(lanes)))
         for lane in lanes:
             lane.busy = True
-        poster = self._poster(issuer_id)
         self.in_flight += 1
-        future = self._pool.submit(_attempt, poster, item)
-        future.add_done_callback(lambda f: self._answered(issuer_id, lanes, f.result()))
+        try:
+            # A token endpoint failure comes back as an unanswered attempt, retried like one.
+            future = self._pool.submit(self._poster(issuer_id).attempt, item)
+        except Exception as exc:  # no sender for the issuer now: the answer says why, the lane goes on
+            self._answered(issuer_id, lanes, _failed(exc))
+            return
+        future.add_done_callback(lambda f: self._answered(issuer_id, lanes, _outcome(f)))
 
-    def _answered(self, issuer_id: str, lanes: list[Lane], result: tuple[Attempt, str | None]) -> None:
-        self._answers.put(_Answer(issuer_id, lanes, *result))
+    def _answered(self, issuer_id: str, lanes: list[Lane], answer: Answer) -> None:
+        self._answers.put(_Answered(issuer_id, lanes, answer))
         self._wake.set()
 
     def _poster(self, issuer_id: str) -> Poster:
@@ -206,13 +210,13 @@ class Dispatcher:
 
     # -- answers ------------------------------------------------------------------------------
 
-    def _drain(self) -> list[_Answer]:
+    def _drain(self) -> list[_Answered]:
         answers = []
         while not self._answers.empty():
             answers.append(self._answers.get_nowait())
         return answers
 
-    def _record(self, answers: list[_Answer]) -> None:
+    def _record(self, answers: list[_Answered]) -> None:
         """Commit every answer in one transaction, then move each lane on."""
         if not answers:
             return
@@ -225,26 +229,33 @@ class Dispatcher:
                     state, retry_at, attempt = self._verdict(answer, lane.head)
                     rows.append((lane.head.id, attempt, state, retry_at))
                     settled.append((lane, state, retry_at))
-            self.outbox.record_attempts(rows)
+            try:
+                self.outbox.record_attempts(rows)
+            except Exception:  # not recorded, so still owed: the lanes send their heads again
+                log.exception("recording %d answers failed; their deliveries are sent again", len(rows))
+                for lane, _, _ in settled:
+                    lane.busy = False
+                    self._table(lane.issuer_id).file(lane, self.real())
+                return
             for lane, state, retry_at in settled:
                 self._advance(lane, state, retry_at)
 
-    def _verdict(self, answer: _Answer, item: StoredDelivery) -> tuple[str, float | None, Attempt]:
-        attempt, outcome = answer.attempt, classify(answer.attempt.status_code)
-        if outcome is Outcome.WARNING and attempt.warning is None:
-            attempt = replace(attempt, warning=f"answered {attempt.status_code}, not 204")
-        policy = self._poster(answer.issuer_id).config.retry
+    def _verdict(self, answered: _Answered, item: StoredDelivery) -> tuple[str, float | None, Attempt]:
+        answer, now = answered.answer, self.real()
         self.counts["attempts"] += 1
-        if outcome is Outcome.RETRY and not policy.gives_up(item.attempts + 1):
-            asked = parse_retry_after(answer.retry_after, self.real())
-            return (
-                "pending",
-                self.real() + policy.delay(item.attempts + 1, self.rng, asked),
-                attempt,
-            )
-        state = "delivered" if outcome in (Outcome.DELIVERED, Outcome.WARNING) else "dead"
-        self.counts[state] += 1
-        return state, None, attempt
+        try:
+            policy = self._poster(answered.issuer_id).config.retry
+            verdict = judge(answer.attempt, answer.retry_after, item.attempts, policy, self.rng, now)
+        except Exception as exc:  # a failing step is its delivery's, never its lane's: dead, recoverable
+            log.exception("judging the answer to delivery %s failed", item.id)
+            self.counts["dead"] += 1
+            failed = f"d1sim could not judge this answer ({type(exc).__name__}: {exc}); recover resends it"
+            error = "; ".join(e for e in (answer.attempt.error, failed) if e)
+            return "dead", None, replace(answer.attempt, error=error)
+        if verdict.delay is not None:
+            return "pending", now + verdict.delay, verdict.attempt
+        self.counts[verdict.state] += 1
+        return verdict.state, None, verdict.attempt
 
     def _advance(self, lane: Lane, state: str, retry_at: float | None) -> None:
         lane.busy = False
@@ -279,10 +290,13 @@ class Dispatcher:
             }
 
 
-def _attempt(poster: Poster, item: StoredDelivery) -> tuple[Attempt, str | None]:
-    """One POST; a failure of the token endpoint is an unanswered attempt, retried like one."""
+def _failed(exc: BaseException) -> Answer:
+    """An attempt that never reached HTTP, as an unanswered one (retried like a timeout)."""
+    return Answer(Attempt(time.time(), None, 0.0, error=f"{type(exc).__name__}: {exc}"), failure=exc)
+
+
+def _outcome(future: Future[Answer]) -> Answer:
     try:
-        answer = poster.attempt(item)
-        return answer.attempt, answer.retry_after
-    except Exception as exc:  # AuthError (messages hide secrets) or a bug: never lose the lane
-        return Attempt(time.time(), None, 0.0, error=f"{type(exc).__name__}: {exc}"), None
+        return future.result()
+    except BaseException as exc:  # the worker itself failed: still an answer, so the lane goes on
+        return _failed(exc)

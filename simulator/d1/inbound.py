@@ -32,6 +32,7 @@ from d1sim.contracts.payloads.inbound import (
     check_issuer_id,
     check_order,
 )
+from d1sim.contracts.protocol import BANKING_PREFIX
 from d1sim.simulator.d1.cancel import CancelRefused, cancel_order, operations_in
 from d1sim.simulator.d1.config import IssuerSettings
 from d1sim.simulator.d1.orders import (
@@ -40,11 +41,11 @@ from d1sim.simulator.d1.orders import (
     choose_scenario,
     held_operation,
 )
-from d1sim.simulator.d1.responses import BANKING, d1_error, json_response
+from d1sim.simulator.d1.responses import d1_error, json_response
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.d1.store import OrderRecord
 
-CARDS = BANKING + "/issuers/<issuer_id>/physicalCards"
+CARDS = BANKING_PREFIX + "/issuers/<issuer_id>/physicalCards"
 UNAUTHORIZED = "AUTHORIZER_UNAUTHORIZED"
 
 
@@ -222,7 +223,7 @@ class Inbound:
 def add_inbound_routes(app: Flask, server: D1Server) -> None:
     """Mount the inbound API on ``app``."""
     views = Inbound(server)
-    app.add_url_rule(BANKING + "/oauth2/token", view_func=views.token, methods=["POST"])
+    app.add_url_rule(BANKING_PREFIX + "/oauth2/token", view_func=views.token, methods=["POST"])
     app.add_url_rule(CARDS + "/<card_id>/operations:production", view_func=views.order, methods=["POST"])
     app.add_url_rule(CARDS + "/operations:production", view_func=views.batch, methods=["POST"])
     app.add_url_rule(CARDS + "/<card_id>/productionStatus", view_func=views.status, methods=["GET"])

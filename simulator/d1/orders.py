@@ -20,6 +20,7 @@ from d1sim.contracts.lifecycle.convergence import order_key
 from d1sim.contracts.lifecycle.model import Lifecycle, State, load_lifecycle
 from d1sim.contracts.payloads.factory import format_time
 from d1sim.contracts.payloads.inbound import VALUE, InboundError, scenario_from_request_id
+from d1sim.contracts.protocol import SCENARIO_HEADER
 from d1sim.contracts.scenario.expansion import planned_deliveries
 from d1sim.contracts.scenario.loading import Batching, Cards, Scenario, Step
 from d1sim.contracts.scenario.timeline import Delivery
@@ -27,7 +28,6 @@ from d1sim.simulator.d1.config import bundled, bundled_names
 from d1sim.simulator.d1.store import OrderRecord
 from d1sim.simulator.delivery.outbox import Outbox
 
-SCENARIO_HEADER = "X-D1Sim-Scenario"
 # Fields of the last operation's details a cancellation repeats (the rest describe production);
 # dueDate and productionSite follow the cancel state's productionFacts column in the model.
 KEPT_DETAILS = ("inputFileName", "issuerRequestId", "consumerId")

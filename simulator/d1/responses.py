@@ -7,8 +7,10 @@ from typing import Any
 import orjson
 from flask import Response
 
-BANKING = "/banking/v1"
-ADMIN = "/_sim"
+from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX
+
+BANKING = BANKING_PREFIX
+ADMIN = ADMIN_PREFIX
 
 
 def json_response(body: Any, status: int = 200, mimetype: str = "application/json") -> Response:

@@ -17,8 +17,8 @@ from d1sim.simulator.d1.config import IssuerSettings, ServerSettings
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.planner import Planner
-from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import Store, digest
+from d1sim.simulator.delivery.outbox import Outbox
 
 
 class D1Server:
@@ -26,7 +26,7 @@ class D1Server:
 
     def __init__(self, settings: ServerSettings, issuers: Iterable[Mapping[str, Any]] = ()) -> None:
         self.settings = settings
-        self.outbox = ServerOutbox(settings.db_path)
+        self.outbox = Outbox(settings.db_path)
         self.store = Store(settings.db_path)
         self.issuers = Issuers(self.store)
         self.dispatcher = Dispatcher(self.outbox, self.store, self.issuers, workers=settings.workers)

@@ -18,18 +18,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sqlite3
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-_SCHEMA = """
+from d1sim.simulator.storage import Database, Schema
+
+SCHEMA = Schema("d1", ("""
 CREATE TABLE IF NOT EXISTS d1_issuers (
     id TEXT PRIMARY KEY, settings BLOB NOT NULL, virtual REAL NOT NULL,
     paused INTEGER NOT NULL DEFAULT 0, created REAL NOT NULL);
@@ -47,7 +46,7 @@ CREATE INDEX IF NOT EXISTS d1_orders_card ON d1_orders (issuer_id, card_id, crea
 CREATE TABLE IF NOT EXISTS d1_runs (
     run_id TEXT PRIMARY KEY, issuer_id TEXT NOT NULL, start REAL NOT NULL,
     finished INTEGER NOT NULL DEFAULT 0);
-"""
+""",))
 _ORDER_COLUMNS = "operation_id, issuer_id, card_id, request_id, scenario, seed, start, created, run_id, canceled"
 
 
@@ -128,47 +127,31 @@ class Store:
     """The server's tables; every method may be called from any thread."""
 
     def __init__(self, path: str | Path) -> None:
-        self._lock = threading.RLock()
-        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(f"BEGIN; {_SCHEMA} COMMIT;")
+        self.db = Database(path, SCHEMA, label="mock D1 store")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
-    @contextmanager
-    def batch(self) -> Iterator[None]:
-        """Group writes into one commit (not nested: the store's transactions are short)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def batch(self) -> AbstractContextManager[None]:
+        """Group writes into one commit."""
+        return self.db.transaction()
 
-    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, args)
+    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> None:
+        self.db.execute(sql, args)
 
     def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self.db.fetchall(sql, args)
 
     # -- issuers ------------------------------------------------------------------------------
 
     def put_issuer(self, issuer_id: str, settings: dict[str, Any], virtual: float) -> bool:
         """Store settings; a new issuer's clock starts at ``virtual``. True if it was new."""
         blob = orjson.dumps(settings)
-        with self._lock:
-            cursor = self._db.execute("UPDATE d1_issuers SET settings = ? WHERE id = ?", (blob, issuer_id))
+        with self.db.transaction():
+            cursor = self.db.execute("UPDATE d1_issuers SET settings = ? WHERE id = ?", (blob, issuer_id))
             if cursor.rowcount:
                 return False
-            self._db.execute(
+            self.db.execute(
                 "INSERT INTO d1_issuers VALUES (?, ?, ?, 0, ?)",
                 (issuer_id, blob, virtual, time.time()),
             )
@@ -209,9 +192,9 @@ class Store:
 
     def add_token(self, token: str, issuer_id: str, expires: float) -> None:
         """Remember an issued access token (hashed) until ``expires`` (Unix s)."""
-        with self._lock:
-            self._db.execute("DELETE FROM d1_tokens WHERE expires < ?", (time.time(),))
-            self._db.execute("INSERT INTO d1_tokens VALUES (?, ?, ?)", (digest(token), issuer_id, expires))
+        with self.db.transaction():
+            self.db.execute("DELETE FROM d1_tokens WHERE expires < ?", (time.time(),))
+            self.db.execute("INSERT INTO d1_tokens VALUES (?, ?, ?)", (digest(token), issuer_id, expires))
 
     def token(self, token: str) -> tuple[str, float] | None:
         """(issuer id, expiry) of a token ever issued and not yet purged, else None."""
@@ -222,12 +205,12 @@ class Store:
 
     def add_order(self, order: OrderRecord) -> OrderRecord:
         """Store an order; with an issuerRequestId seen before, return that earlier order."""
-        with self._lock:
+        with self.db.transaction():
             if order.request_id is not None:
                 earlier = self.order_for_request(order.issuer_id, order.request_id)
                 if earlier is not None:
                     return earlier
-            self._db.execute(
+            self.db.execute(
                 f"INSERT INTO d1_orders ({_ORDER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*_order_row(order)[:9], int(order.canceled)),
             )

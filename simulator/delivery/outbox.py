@@ -19,11 +19,10 @@ Example::
 from __future__ import annotations
 
 import secrets
-import sqlite3
-import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -33,15 +32,18 @@ import orjson
 
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.auth import scrub_secrets
+from d1sim.simulator.delivery.lease import lease_alive
+from d1sim.simulator.delivery.outbox_records import RESPONSE_EXCERPT, Attempt, AttemptRow, Run, StoredDelivery
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.storage import Database, Schema
 
 DEFAULT_PATH = Path(".d1sim/d1sim.db")
 RUN_STATUSES = ("planning", "ready", "running", "interrupted", "done")
-SCHEMA_VERSION = 1
 STATES = ("pending", "delivered", "dead")
-RESPONSE_EXCERPT = 500
 
-_SCHEMA = """
+# Version 1 is the table layout of d1sim 0.x (created with IF NOT EXISTS: files made before
+# versions were recorded here adopt it unchanged).
+SCHEMA = Schema("outbox", ("""
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY, created TEXT NOT NULL, name TEXT NOT NULL, target TEXT NOT NULL,
     options TEXT NOT NULL, fingerprint TEXT, status TEXT NOT NULL);
@@ -57,7 +59,11 @@ CREATE TABLE IF NOT EXISTS attempts (
     number INTEGER NOT NULL, started_at REAL NOT NULL, status_code INTEGER,
     latency_ms REAL NOT NULL, response BLOB NOT NULL, error TEXT, warning TEXT);
 CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id, number);
-"""
+""", """
+ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE runs ADD COLUMN lease_expires REAL;
+"""))  # 2: the sender's lease on a run (simulator.delivery.lease)
+_RUN_COLUMNS = "id, created, name, target, options, fingerprint, status, lease_owner, lease_expires"
 _DELIVERY_COLUMNS = (
     "id, run_id, seq, due, key, body, card_ids, statuses, correlation_id, scenario, fault, "
     "state, attempts, last_status, last_error, next_attempt_at"
@@ -72,106 +78,23 @@ _INSERT_ATTEMPT = (
     "error, warning) VALUES (?, (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?), "
     "?, ?, ?, ?, ?, ?)"
 )
+# Ever handed to the sender: settled, tried (the budget resets on requeue, the last answer not).
+_SENT = "(state != 'pending' OR attempts > 0 OR last_status IS NOT NULL OR last_error IS NOT NULL)"
 _UPDATE_DELIVERY = (
     "UPDATE deliveries SET attempts = attempts + 1, last_status = ?, last_error = ?, state = ?, "
     "next_attempt_at = ? WHERE id = ?"
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One simulation run: what was planned against which target, and how far it got."""
-
-    id: str
-    created: str
-    name: str
-    target: str
-    options: dict[str, Any]
-    fingerprint: str | None
-    status: str
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Run:
-        return cls(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5], row[6])
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One POST of a delivery; ``number`` is assigned by the outbox when it is recorded."""
-
-    started_at: float  # Unix time
-    status_code: int | None  # None: timeout or connection error, see ``error``
-    latency_ms: float
-    response: bytes = b""  # the first RESPONSE_EXCERPT bytes of the answer
-    error: str | None = None
-    warning: str | None = None
-    number: int = 0
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...]) -> Attempt:
-        number, started, status, latency, response, error, warning = row
-        return cls(started, status, latency, bytes(response), error, warning, number)
-
-
-@dataclass(frozen=True, slots=True)
-class StoredDelivery:
-    """A planned delivery as stored: its outbox id, state and retry bookkeeping."""
-
-    id: int
-    run_id: str
-    delivery: Delivery
-    state: str = "pending"
-    attempts: int = 0  # since it was (re)queued: what the retry budget counts
-    last_status: int | None = None
-    last_error: str | None = None
-    next_attempt_at: float | None = None  # Unix time of a scheduled retry
-    history: tuple[Attempt, ...] = ()
-
-    @classmethod
-    def from_row(cls, row: tuple[Any, ...], history: tuple[Attempt, ...] = ()) -> StoredDelivery:
-        delivery = Delivery(
-            seq=row[2],
-            due=row[3],
-            key=row[4],
-            body=bytes(row[5]),
-            card_ids=tuple(orjson.loads(row[6])),
-            statuses=tuple(orjson.loads(row[7])),
-            correlation_id=row[8],
-            scenario=row[9],
-            fault=row[10],
-        )
-        state, attempts, last_status, last_error, next_attempt_at = row[11:16]
-        return cls(
-            row[0],
-            row[1],
-            delivery,
-            state,
-            attempts,
-            last_status,
-            last_error,
-            next_attempt_at,
-            history,
-        )
-
-
-AttemptRow = tuple[int, Attempt, str, float | None]
 
 
 class Outbox:
     """A SQLite store of runs, deliveries and attempts (``:memory:`` works for tests)."""
 
     def __init__(self, path: str | Path = DEFAULT_PATH) -> None:
-        self.path = Path(path) if str(path) != ":memory:" else None
-        self._lock = threading.RLock()
-        self._depth = 0
-        try:
-            if self.path is not None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            # One connection guarded by a lock: methods may be called from any thread.
-            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
-            self._open()
-        except (OSError, sqlite3.Error) as exc:
-            raise UsageError(f"cannot open the outbox {path}: {exc}") from None
+        # One connection guarded by a lock: methods may be called from any thread.
+        self.db = Database(path, SCHEMA, label="outbox")
+        self.path = self.db.path
 
     def __enter__(self) -> Outbox:
         return self
@@ -179,40 +102,13 @@ class Outbox:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _open(self) -> None:
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode loses at most the last commits on power loss, never consistency.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version not in (0, SCHEMA_VERSION):
-            raise UsageError(f"{self.path}: outbox schema version {version} is not supported")
-        if version == 0:
-            script = f"BEGIN; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
-            self._db.executescript(script)
-
     def close(self) -> None:
         """Close the connection."""
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> AbstractContextManager[None]:
         """Group writes into one commit; nested uses join the outer transaction."""
-        with self._lock:
-            if self._depth == 0:
-                self._db.execute("BEGIN IMMEDIATE")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._depth -= 1
-            if self._depth == 0:
-                self._db.execute("COMMIT")
+        return self.db.transaction()
 
     # -- runs ---------------------------------------------------------------------------------
 
@@ -225,40 +121,38 @@ class Outbox:
         with self.transaction():
             while True:
                 run_id = f"r-{created:%Y%m%d}-{secrets.token_hex(3)}"
-                if not self._db.execute("SELECT 1 FROM runs WHERE id = ?", (run_id,)).fetchone():
+                if not self.db.fetchone("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
                     break
-            self._db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, 'planning')",
+            self.db.execute(
+                "INSERT INTO runs (id, created, name, target, options, fingerprint, status) "
+                "VALUES (?, ?, ?, ?, ?, ?, 'planning')",
                 (run_id, created.isoformat(timespec="seconds"), name, target, blob, fingerprint),
             )
         return run_id
 
     def set_run_status(self, run_id: str, status: str) -> None:
         """Record a run's status: planning, ready, running, interrupted or done."""
-        with self.transaction():
-            self._db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
+        self.db.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id))
 
     def run(self, run_id: str) -> Run | None:
         """One run, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        return Run.from_row(row) if row else None
+        row = self.db.fetchone(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
+        return _shown(Run.from_row(row), time.time()) if row else None
 
     def runs(self) -> list[Run]:
-        """Every run, newest first."""
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM runs ORDER BY created DESC, rowid DESC")
-            return [Run.from_row(row) for row in rows]
+        """Every run, newest first; a run whose sender is gone shows as ``interrupted``."""
+        rows = self.db.fetchall(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, rowid DESC")
+        now = time.time()
+        return [_shown(Run.from_row(row), now) for row in rows]
 
     def find_run(self, name: str, target: str, fingerprint: str | None) -> str | None:
         """The newest unfinished, fully planned run of the same command, to resume it."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id FROM runs WHERE name = ? AND target = ? AND fingerprint IS ? "
-                "AND status IN ('ready', 'running', 'interrupted') "
-                "ORDER BY created DESC, rowid DESC LIMIT 1",
-                (name, target, fingerprint),
-            ).fetchone()
+        row = self.db.fetchone(
+            "SELECT id FROM runs WHERE name = ? AND target = ? AND fingerprint IS ? "
+            "AND status IN ('ready', 'running', 'interrupted') "
+            "ORDER BY created DESC, rowid DESC LIMIT 1",
+            (name, target, fingerprint),
+        )
         return row[0] if row else None
 
     # -- deliveries ---------------------------------------------------------------------------
@@ -271,22 +165,12 @@ class Outbox:
         count, stream = 0, iter(deliveries)
         while chunk := list(islice(stream, batch)):
             rows = [
-                (
-                    run_id,
-                    d.seq,
-                    d.due,
-                    d.key,
-                    d.body,
-                    orjson.dumps(d.card_ids).decode(),
-                    orjson.dumps(d.statuses).decode(),
-                    d.correlation_id,
-                    d.scenario,
-                    d.fault,
-                )
+                (run_id, d.seq, d.due, d.key, d.body, orjson.dumps(d.card_ids).decode(),
+                 orjson.dumps(d.statuses).decode(), d.correlation_id, d.scenario, d.fault)
                 for d in chunk
             ]
             with self.transaction():
-                self._db.executemany(_INSERT_DELIVERY, rows)
+                self.db.executemany(_INSERT_DELIVERY, rows)
             count += len(rows)
         self.set_run_status(run_id, "ready")
         return count
@@ -305,12 +189,11 @@ class Outbox:
         remaining = limit if limit is not None else -1
         while remaining != 0:
             size = chunk if remaining < 0 else min(chunk, remaining)
-            with self._lock:
-                rows = self._db.execute(
-                    f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ? AND "
-                    "state = 'pending' AND (due, seq) > (?, ?) ORDER BY due, seq LIMIT ?",
-                    (run_id, *after, size),
-                ).fetchall()
+            rows = self.db.fetchall(
+                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ? AND "
+                "state = 'pending' AND (due, seq) > (?, ?) ORDER BY due, seq LIMIT ?",
+                (run_id, *after, size),
+            )
             yield from map(StoredDelivery.from_row, rows)
             if len(rows) < size:
                 return
@@ -323,48 +206,39 @@ class Outbox:
         where, args = "run_id = ?", [run_id]
         if state is not None:
             where, args = where + " AND state = ?", [*args, state]
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where} ORDER BY seq "
-                "LIMIT ? OFFSET ?",
-                (*args, limit, offset),
-            ).fetchall()
+        rows = self.db.fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE {where} ORDER BY seq LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        )
         return [StoredDelivery.from_row(row) for row in rows]
 
     def delivery(self, delivery_id: int) -> StoredDelivery | None:
         """One delivery with its attempts in ``history``, or None."""
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?",
-                (delivery_id,),
-            ).fetchone()
-            attempts = self._db.execute(
+        with self.db.lock:
+            row = self.db.fetchone(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,))
+            attempts = self.db.fetchall(
                 "SELECT number, started_at, status_code, latency_ms, response, error, warning "
                 "FROM attempts WHERE delivery_id = ? ORDER BY number",
                 (delivery_id,),
-            ).fetchall()
+            )
         if row is None:
             return None
         return StoredDelivery.from_row(row, tuple(Attempt.from_row(a) for a in attempts))
 
     def summary(self, run_id: str) -> dict[str, int]:
         """Count of a run's deliveries per state (every state present)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT state, COUNT(*) FROM deliveries WHERE run_id = ? GROUP BY state", (run_id,)
-            )
-            counts = dict(rows.fetchall())
+        counts = dict(self.db.fetchall(
+            "SELECT state, COUNT(*) FROM deliveries WHERE run_id = ? GROUP BY state", (run_id,)
+        ))
         return {state: counts.get(state, 0) for state in STATES}
 
     def final_statuses(self, run_id: str) -> dict[int | None, int]:
         """How many of a run's settled deliveries ended on each HTTP status (None: no answer)."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT last_status, COUNT(*) FROM deliveries WHERE run_id = ? AND state != 'pending' "
-                "GROUP BY last_status",
-                (run_id,),
-            )
-            return dict(rows.fetchall())
+        return dict(self.db.fetchall(
+            "SELECT last_status, COUNT(*) FROM deliveries WHERE run_id = ? AND state != 'pending' "
+            "GROUP BY last_status",
+            (run_id,),
+        ))
 
     # -- attempts and states ------------------------------------------------------------------
 
@@ -382,23 +256,12 @@ class Outbox:
         """Store many (delivery id, attempt, resulting state, next attempt at) in one commit."""
         rows = list(rows)
         with self.transaction():
-            self._db.executemany(
+            self.db.executemany(
                 _INSERT_ATTEMPT,
-                [
-                    (
-                        i,
-                        i,
-                        a.started_at,
-                        a.status_code,
-                        a.latency_ms,
-                        a.response[:RESPONSE_EXCERPT],
-                        a.error,
-                        a.warning,
-                    )
-                    for i, a, _, _ in rows
-                ],
+                [(i, i, a.started_at, a.status_code, a.latency_ms, a.response[:RESPONSE_EXCERPT],
+                  a.error, a.warning) for i, a, _, _ in rows],
             )
-            self._db.executemany(
+            self.db.executemany(
                 _UPDATE_DELIVERY,
                 [(a.status_code, a.error, _checked(state), at, i) for i, a, state, at in rows],
             )
@@ -413,23 +276,73 @@ class Outbox:
 
     def requeue(self, delivery_id: int) -> StoredDelivery:
         """Make a delivery owed again with a fresh retry budget (its history is kept)."""
-        with self.transaction():
-            changed = self._db.execute(
-                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL "
-                "WHERE id = ?",
-                (delivery_id,),
-            ).rowcount
+        changed = self.db.execute(
+            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL WHERE id = ?",
+            (delivery_id,),
+        ).rowcount
         stored = self.delivery(delivery_id)
         if not changed or stored is None:
             raise UsageError(f"no delivery with id {delivery_id} in {self.path or ':memory:'}")
         return stored
 
     def _set_state(self, delivery_id: int, state: str) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET state = ?, next_attempt_at = NULL WHERE id = ?",
+            (_checked(state), delivery_id),
+        )
+
+    # -- the mock D1's queries: cancel, recover, status polling -------------------------------
+
+    def drop(self, delivery_ids: Iterable[int]) -> int:
+        """Delete owed deliveries that were never tried (a cancelled order's future); count them."""
         with self.transaction():
-            self._db.execute(
-                "UPDATE deliveries SET state = ?, next_attempt_at = NULL WHERE id = ?",
-                (_checked(state), delivery_id),
+            return self.db.executemany(
+                f"DELETE FROM deliveries WHERE id = ? AND NOT {_SENT}", [(i,) for i in delivery_ids]
             )
+
+    def next_seq(self, run_id: str) -> int:
+        """The seq a delivery appended to ``run_id`` gets."""
+        row = self.db.fetchone("SELECT COALESCE(MAX(seq), 0) + 1 FROM deliveries WHERE run_id = ?", (run_id,))
+        return int(row[0]) if row else 1
+
+    def sent(self, run_id: str) -> list[StoredDelivery]:
+        """A run's deliveries that were ever handed to the sender, in seq order."""
+        rows = self.db.fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ? AND {_SENT} ORDER BY seq", (run_id,)
+        )
+        return [StoredDelivery.from_row(row) for row in rows]
+
+    def dead_since(self, since: float, run_ids: Collection[str]) -> list[tuple[str, int]]:
+        """(run id, delivery id) of dead deliveries of ``run_ids`` last tried at/after ``since``."""
+        return [(r, i) for r, i, at in self._dead(run_ids) if at is not None and at >= since]
+
+    def undelivered(self, run_ids: Collection[str]) -> list[tuple[str, int]]:
+        """(run id, delivery id) of deliveries never delivered: dead, or waiting on a backoff."""
+        rows = [(r, i) for r, i, _ in self._dead(run_ids)]
+        for run_id in run_ids:
+            rows += self.db.fetchall(
+                "SELECT run_id, id FROM deliveries WHERE run_id = ? AND state = 'pending' "
+                "AND next_attempt_at IS NOT NULL",
+                (run_id,),
+            )
+        return rows
+
+    def _dead(self, run_ids: Collection[str]) -> list[tuple[str, int, float | None]]:
+        rows: list[tuple[Any, ...]] = []
+        for run_id in run_ids:
+            rows += self.db.fetchall(
+                "SELECT d.run_id, d.id, (SELECT MAX(started_at) FROM attempts a WHERE a.delivery_id = d.id) "
+                "FROM deliveries d WHERE d.run_id = ? AND d.state = 'dead' ORDER BY d.seq",
+                (run_id,),
+            )
+        return [(r, i, at) for r, i, at in rows]
+
+
+def _shown(run: Run, now: float) -> Run:
+    """A run marked running whose sender is gone (SIGKILL, power loss) is interrupted."""
+    if run.status == "running" and not lease_alive(run.lease_owner, run.lease_expires, now):
+        return replace(run, status="interrupted")
+    return run
 
 
 def _checked(state: str) -> str:

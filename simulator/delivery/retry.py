@@ -21,7 +21,7 @@ import math
 import random
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:
-    from d1sim.simulator.delivery.outbox import StoredDelivery
+    from d1sim.simulator.delivery.outbox import Attempt, StoredDelivery
 
 
 class Outcome(StrEnum):
@@ -43,6 +43,8 @@ class Outcome(StrEnum):
 
 # Statuses outside 5xx that D1 still retries (the receiver asked to come back later).
 RETRYABLE_STATUSES = frozenset({408, 429})
+# Bounds of a retry policy: beyond them a run would wait for days or a backoff would overflow.
+MAX_ATTEMPTS, MAX_FACTOR, MAX_WAIT = 1000, 100.0, 86400.0
 SUCCESS_STATUS = 204
 
 
@@ -67,10 +69,14 @@ class RetryPolicy:
     max_retry_after: float = 600.0
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise UsageError(f"max attempts must be at least 1, not {self.max_attempts}")
-        if self.base < 0 or self.factor < 1 or self.cap < 0 or self.max_retry_after < 0:
-            raise UsageError("backoff base, cap and Retry-After limit must be >= 0, factor >= 1")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise UsageError(f"max attempts must be between 1 and {MAX_ATTEMPTS}, not {self.max_attempts}")
+        waits = {"backoff base": self.base, "backoff cap": self.cap, "Retry-After limit": self.max_retry_after}
+        for name, value in waits.items():
+            if not (math.isfinite(value) and 0 <= value <= MAX_WAIT):
+                raise UsageError(f"{name} must be between 0 and {MAX_WAIT:g} s, not {value}")
+        if not (math.isfinite(self.factor) and 1 <= self.factor <= MAX_FACTOR):
+            raise UsageError(f"backoff factor must be between 1 and {MAX_FACTOR:g}, not {self.factor}")
 
     def gives_up(self, attempts: int) -> bool:
         """True once ``attempts`` tries have used up the budget."""
@@ -78,13 +84,49 @@ class RetryPolicy:
 
     def ceiling(self, failed: int) -> float:
         """The upper bound of the jittered wait after the ``failed``-th failed attempt."""
-        return min(self.cap, self.base * self.factor ** max(failed - 1, 0))
+        try:
+            return min(self.cap, self.base * self.factor ** max(failed - 1, 0))
+        except OverflowError:  # factor ** n beyond a float: far past the cap anyway
+            return self.cap
 
     def delay(self, failed: int, rng: random.Random, retry_after: float | None = None) -> float:
         """Seconds to wait after ``failed`` failed tries: Retry-After if given, else full jitter."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_retry_after)
         return rng.uniform(0.0, self.ceiling(failed))
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What D1 does after one answer: the delivery's new state, the attempt as recorded (with
+    a warning for a non-204 2xx) and, while ``pending``, the seconds until the next try."""
+
+    state: str  # pending, delivered or dead
+    attempt: Attempt
+    delay: float | None = None
+
+
+def judge(
+    attempt: Attempt,
+    retry_after: str | None,
+    tried: int,
+    policy: RetryPolicy,
+    rng: random.Random,
+    now: float,
+) -> Verdict:
+    """D1's rule for one answer, the only copy of it: classify, then retry, deliver or give up.
+
+    ``tried`` counts the attempts before this one; ``now`` is the Unix time (it turns an HTTP
+    date in ``Retry-After`` into a delay).
+    """
+    outcome = classify(attempt.status_code)
+    if outcome is Outcome.WARNING and attempt.warning is None:
+        attempt = replace(attempt, warning=f"answered {attempt.status_code}, not {SUCCESS_STATUS}")
+    if outcome is Outcome.RETRY and not policy.gives_up(tried + 1):
+        asked = parse_retry_after(retry_after, now)
+        return Verdict("pending", attempt, policy.delay(tried + 1, rng, asked))
+    delivered = outcome in (Outcome.DELIVERED, Outcome.WARNING)
+    return Verdict("delivered" if delivered else "dead", attempt)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -40,9 +40,10 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from d1sim.contracts.notification.validation import validate_notification
+from d1sim.contracts.protocol import webhook_path
 from d1sim.simulator.receiver.store import ReceiverStore
 
-WEBHOOK_PATH = "/notifications/d1/v2/issuers/<issuer_id>/cards"
+WEBHOOK_PATH = webhook_path("<issuer_id>")  # as a Flask route
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"
 PROBE_PATH = "/cards/<card_id>"
 ISSUER_ID_LENGTH = 10

@@ -18,8 +18,6 @@ Example::
 from __future__ import annotations
 
 import hashlib
-import sqlite3
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -27,8 +25,9 @@ import orjson
 
 from d1sim.contracts.lifecycle.convergence import CardState, order_key
 from d1sim.contracts.lifecycle.model import Lifecycle, load_lifecycle
+from d1sim.simulator.storage import Database, Schema
 
-SCHEMA = """
+SCHEMA = Schema("receiver", ("""
 CREATE TABLE IF NOT EXISTS operations (
     digest  TEXT PRIMARY KEY,
     card_id TEXT,
@@ -38,7 +37,7 @@ CREATE TABLE IF NOT EXISTS operations (
 CREATE INDEX IF NOT EXISTS operations_by_card ON operations (card_id);
 CREATE TABLE IF NOT EXISTS cards (card_id TEXT PRIMARY KEY, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
+""",))
 
 COUNTERS = ("posts", "operations", "rejected", "faulted")
 
@@ -52,23 +51,18 @@ class ReceiverStore:
     """Held card states, received operations and counters in SQLite.
 
     One connection guarded by a lock: waitress serves requests from several threads, and a
-    notification's operations must be applied as one transaction.
+    notification's operations must be applied as one transaction. WAL lets a reader (sqlite3
+    shell, a test) look at the file while the receiver writes.
     """
 
     def __init__(self, path: str = ":memory:", model: Lifecycle | None = None) -> None:
         self.model = model or load_lifecycle()
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, check_same_thread=False)
-        if path != ":memory:":
-            # WAL lets a reader (sqlite3 shell, a test) look at the file while we write.
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
+        self._db = Database(path, SCHEMA, label="receiver database")
 
     def apply(self, operations: Sequence[Mapping[str, Any]]) -> int:
         """Record and apply one notification's operations atomically; return how many were new."""
         new = 0
-        with self._lock, self._db:
+        with self._db.transaction():
             self._bump("operations", len(operations))
             for op in operations:
                 if self._record(op):
@@ -98,9 +92,7 @@ class ReceiverStore:
     def _converge(self, op: Mapping[str, Any]) -> None:
         if not self._tracked(op):
             return  # unknown statuses are recorded, never held: they cannot be ranked
-        row = self._db.execute(
-            "SELECT body FROM cards WHERE card_id = ?", (op["cardId"],)
-        ).fetchone()
+        row = self._db.fetchone("SELECT body FROM cards WHERE card_id = ?", (op["cardId"],))
         if row is None or order_key(op, self.model) > order_key(orjson.loads(row[0]), self.model):
             self._db.execute(
                 "INSERT OR REPLACE INTO cards (card_id, body) VALUES (?, ?)",
@@ -109,10 +101,7 @@ class ReceiverStore:
 
     def held(self, card_id: str) -> CardState | None:
         """The state held for ``card_id``; None when no known status was received for it."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT body FROM cards WHERE card_id = ?", (card_id,)
-            ).fetchone()
+        row = self._db.fetchone("SELECT body FROM cards WHERE card_id = ?", (card_id,))
         if row is None:
             return None
         op = orjson.loads(row[0])
@@ -131,17 +120,15 @@ class ReceiverStore:
 
     def statuses_seen(self, card_id: str) -> list[str]:
         """Every distinct details.status received for ``card_id``, known or not, sorted."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT DISTINCT status FROM operations WHERE card_id = ? AND status IS NOT NULL "
-                "ORDER BY status",
-                (card_id,),
-            ).fetchall()
+        rows = self._db.fetchall(
+            "SELECT DISTINCT status FROM operations WHERE card_id = ? AND status IS NOT NULL ORDER BY status",
+            (card_id,),
+        )
         return [status for (status,) in rows]
 
     def count(self, name: str, by: int = 1) -> None:
         """Add ``by`` to the counter ``name`` (one of COUNTERS)."""
-        with self._lock, self._db:
+        with self._db.transaction():
             self._bump(name, by)
 
     def _bump(self, name: str, by: int) -> None:
@@ -153,20 +140,19 @@ class ReceiverStore:
 
     def stats(self) -> dict[str, int]:
         """Counters plus ``distinct_operations`` and ``cards`` (cards with a held state)."""
-        with self._lock:
-            counted = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
-            distinct = self._db.execute("SELECT COUNT(*) FROM operations").fetchone()[0]
-            cards = self._db.execute("SELECT COUNT(*) FROM cards").fetchone()[0]
+        with self._db.lock:
+            counted = dict(self._db.fetchall("SELECT name, value FROM counters"))
+            distinct = self._db.fetchall("SELECT COUNT(*) FROM operations")[0][0]
+            cards = self._db.fetchall("SELECT COUNT(*) FROM cards")[0][0]
         stats = {name: int(counted.get(name, 0)) for name in COUNTERS}
         return {**stats, "distinct_operations": distinct, "cards": cards}
 
     def reset(self) -> None:
         """Forget every card, operation and counter."""
-        with self._lock, self._db:
+        with self._db.transaction():
             for table in ("operations", "cards", "counters"):
                 self._db.execute(f"DELETE FROM {table}")
 
     def close(self) -> None:
         """Close the database connection."""
-        with self._lock:
-            self._db.close()
+        self._db.close()

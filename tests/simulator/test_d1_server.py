@@ -259,3 +259,35 @@ def test_serve_subprocess_delivers_and_resumes_after_a_restart(tmp_path: Path) -
         finally:
             out, err = second.stop()
         assert "Traceback" not in err and "hook-t0ken" not in out + err
+
+
+def test_a_failing_step_is_recorded_against_its_delivery_and_the_lane_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from d1sim.simulator.d1 import dispatcher
+    from d1sim.simulator.delivery.retry import judge
+
+    calls = {"n": 0}
+
+    def judge_failing_once(*args: object, **kwargs: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:  # e.g. a backoff overflow: a bug, not the receiver's answer
+            raise OverflowError("(34, 'Numerical result out of range')")
+        return judge(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dispatcher, "judge", judge_failing_once)
+    with mock_d1(tmp_path) as d1:
+        d1.register()
+        d1.order("card-s")
+        index = wait_for(d1.settled, what="the run to settle")
+        assert index["dispatcher"]["dead"] == 1 and index["dispatcher"]["delivered"] >= 1
+        run_id = d1.http.get("/_sim/runs").json()["runs"][0]["runId"]
+        [dead] = d1.http.get(f"/_sim/runs/{run_id}/deliveries", params={"state": "dead"}).json()["deliveries"]
+        history = d1.http.get(f"/_sim/deliveries/{dead['id']}").json()["history"]
+        assert "could not judge this answer (OverflowError" in history[-1]["error"]
+        summary = d1.http.get(f"/_sim/runs/{run_id}").json()["deliveries"]
+        assert summary["pending"] == 0  # the rest of the lane went on without a restart
+        assert d1.http.post("/_sim/deliveries/recover", json={"since": "1h"}).json()["requeued"] == 1
+        wait_for(lambda: d1.http.get(f"/_sim/runs/{run_id}").json()["deliveries"]["dead"] == 0 or None,
+                 what="the recovered delivery")
+        assert d1.http.get(f"/_sim/runs/{run_id}").json()["deliveries"]["pending"] == 0

@@ -169,7 +169,7 @@ def test_classification(
 ) -> None:
     run = new_run(box, planned(1))
     receiver = Receiver(script(answer))
-    summary = send(box, run, receiver)
+    summary = send(box, run, receiver, keep_retrying_unreachable=True)  # D1's patience
     (stored,) = box.deliveries(run)
     detail = box.delivery(stored.id)
     assert len(receiver.requests) == attempts == len(detail.history)  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from d1sim.contracts.scenario.timeline import Delivery
-from d1sim.simulator.delivery.outbox import Attempt, Outbox
+from d1sim.simulator.delivery.outbox import SCHEMA, Attempt, Outbox
 from d1sim.simulator.errors import UsageError
 
 
@@ -40,8 +40,8 @@ def box(tmp_path: Path) -> Outbox:
 def test_creates_parent_dir_and_uses_wal(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "deep" / "er" / "d1sim.db")
     assert box.path is not None and box.path.exists()
-    mode = box._db.execute("PRAGMA journal_mode").fetchone()[0]
-    sync = box._db.execute("PRAGMA synchronous").fetchone()[0]
+    mode = box.db.fetchone("PRAGMA journal_mode")[0]  # type: ignore[index]
+    sync = box.db.fetchone("PRAGMA synchronous")[0]  # type: ignore[index]
     assert (mode, sync) == ("wal", 1)  # 1 is NORMAL
 
 
@@ -215,12 +215,23 @@ def test_a_failed_transaction_is_rolled_back(box: Outbox) -> None:
     assert box.summary(run)["dead"] == 0
 
 
-def test_refuses_an_unknown_schema_version(tmp_path: Path) -> None:
+def test_refuses_an_outbox_written_by_a_newer_d1sim(tmp_path: Path) -> None:
     path = tmp_path / "d1sim.db"
+    Outbox(path).close()
     with sqlite3.connect(path) as db:
-        db.execute("PRAGMA user_version=99")
-    with pytest.raises(UsageError, match="schema version 99"):
+        db.execute("UPDATE d1sim_schema SET version = 99 WHERE component = 'outbox'")
+    with pytest.raises(UsageError, match="outbox schema version 99 was written by a newer d1sim"):
         Outbox(path)
+
+
+def test_an_outbox_made_before_schema_versions_is_adopted(tmp_path: Path) -> None:
+    path = tmp_path / "d1sim.db"
+    with sqlite3.connect(path) as db:  # what d1sim 0.x wrote: its tables and PRAGMA user_version
+        db.executescript(SCHEMA.migrations[0] + "PRAGMA user_version=1;")
+        db.execute("INSERT INTO runs VALUES ('r-old', '2025', 'old', 'http://r/', '{}', NULL, 'done')")
+    box = Outbox(path)
+    assert [run.id for run in box.runs()] == ["r-old"]
+    assert box.db.version("outbox") == SCHEMA.version
 
 
 def test_memory_outbox_for_tests() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from flask import Flask, request
 from d1sim.contracts.scenario.expansion import summarize
 from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.cli.dispatch import main
+from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.receiver.app import ReceiverConfig
 from d1sim.simulator.servers import running_server
 
@@ -112,12 +114,26 @@ def test_failing_receivers_are_accounted_for_exactly(tmp_path: Path, status: int
     assert "8 dead-lettered" in failed["all_delivered"] and f"8 x {status}" in failed["responses 2xx"]
 
 
-def test_an_unreachable_target_dead_letters_after_retries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unreachable_target_is_said_at_once_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with running_server(Flask("gone")) as url:
+        pass  # the port is free again: nothing listens there now
+    started = time.monotonic()
+    code = replay(tmp_path, "happy-path", "--target", url + "/hook")  # D1's default patience: minutes
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - started < 10
+    assert f"cannot connect to the target {url}/hook" in err and "--keep-retrying-unreachable" in err
+    assert "Traceback" not in err
+    with Outbox(tmp_path / "outbox.db") as box:
+        [run] = box.runs()
+        assert run.status == "interrupted" and box.summary(run.id)["pending"] == 8  # resumable, nothing spent
+
+
+def test_an_unreachable_target_dead_letters_after_retries_when_asked(tmp_path: Path) -> None:
     with running_server(Flask("gone")) as url:
         pass  # the port is free again: nothing listens there now
     report = tmp_path / "r.json"
     code = replay(tmp_path, "happy-path", "--target", url + "/hook", "--max-attempts", "2",
-                  "--report-json", str(report), *FAST_RETRY)
+                  "--keep-retrying-unreachable", "--report-json", str(report), *FAST_RETRY)
     assert code == 1
     [scenario] = json.loads(report.read_text())["scenarios"]
     assert scenario["deliveries"]["dead"] == 8 and scenario["attempts"] == 16

@@ -1,0 +1,264 @@
+"""The sender's scheduler: one run's owed deliveries through worker threads, in order, on time.
+
+``concurrency`` worker threads only do HTTP (:class:`d1sim.simulator.delivery.sender.Poster`). The
+calling thread schedules (a key's deliveries one at a time in order, ``due`` under the time
+scale, backoff) and is the outbox's single writer: it commits answers in groups, so SQLite
+never makes the workers wait, and a key's next delivery goes only once the previous answer is
+committed. :func:`d1sim.simulator.delivery.engine.deliver_run` is the entry point.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+
+import httpx
+
+from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
+from d1sim.simulator.delivery.retry import Schedule, judge
+from d1sim.simulator.delivery.sender import Answer, Poster, SenderConfig
+from d1sim.simulator.errors import UsageError
+
+# Deliveries held in memory at once; the rest wait in the outbox until there is room.
+WINDOW = 2000
+# Answers are committed together (group commit) while every worker is busy, but at least this
+# often; a commit per answer would make SQLite's WAL writes the sender's bottleneck.
+FLUSH_ROWS, FLUSH_AGE = 256, 0.2
+# Ready deliveries handed out per worker: one in hand and one queued, so that no worker idles
+# while this thread records an answer (only a key's head is ever handed out: order holds).
+PER_WORKER = 2
+
+
+class TargetUnreachable(UsageError):
+    """No connection could be made to the target before any answer: said at once (exit 2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Answered:
+    item: StoredDelivery
+    answer: Answer
+
+
+@dataclass(slots=True)
+class DeliverySummary:
+    """What one call sent; ``elapsed`` is in the injected clock's seconds."""
+
+    delivered: int = 0
+    dead: int = 0
+    attempts: int = 0
+    retries: int = 0
+    warnings: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryEvent:
+    """One committed attempt, for the progress callback; ``retry_in`` seconds if rescheduled.
+
+    ``summary`` is the call's running total at the time the event is reported.
+    """
+
+    delivery: StoredDelivery
+    attempt: Attempt
+    state: str
+    retry_in: float | None
+    summary: DeliverySummary
+
+
+Progress = Callable[[DeliveryEvent], None]
+
+
+class Driver:
+    """Runs the workers and the schedule; the only thread that writes to the outbox."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        config: SenderConfig,
+        client: httpx.Client,
+        *,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+        rng: random.Random,
+        time_scale: float,
+        progress: Progress | None,
+    ) -> None:
+        self.outbox, self.config, self.poster = outbox, config, Poster(config, client)
+        self.clock, self.sleep, self.rng, self.progress = clock, sleep, rng, progress
+        self.time_scale = time_scale
+        self.schedule = Schedule(self._ready_at)
+        self.jobs: queue.SimpleQueue[StoredDelivery | None] = queue.SimpleQueue()
+        self.answers: queue.SimpleQueue[_Answered] = queue.SimpleQueue()
+        self.in_flight = 0  # handed to the workers, answer not recorded yet
+        self.slots = config.concurrency * PER_WORKER
+        self.summary = DeliverySummary()
+        self.reached = False  # some attempt of this call got an HTTP answer
+        # Recorded but not committed yet; settled heads release their keys only once committed.
+        self.rows: list[AttemptRow] = []
+        self.events: list[DeliveryEvent] = []
+        self.settled: list[StoredDelivery] = []
+        self.oldest = 0.0
+        self.start = clock()
+        self.epoch = time.time() - self.start  # clock reading + epoch = Unix time
+        self.origin: float | None = None  # the virtual time ``start`` stands for
+
+    def run(self, owed: Iterator[StoredDelivery], resume: bool) -> DeliverySummary:
+        """Send everything ``owed`` yields; a resumed run's virtual time starts at its first due."""
+        self.origin = None if resume else 0.0
+        workers = [
+            threading.Thread(target=self._work, daemon=True, name=f"d1sim-sender-{n}")
+            for n in range(self.config.concurrency)
+        ]
+        for worker in workers:
+            worker.start()
+        try:
+            self._loop(owed)
+        except KeyboardInterrupt:
+            self._flush()  # an interrupt is no crash: keep the answers already received
+            raise
+        finally:
+            self._stop(workers)
+        self.summary.elapsed = self.clock() - self.start
+        return self.summary
+
+    def _stop(self, workers: list[threading.Thread]) -> None:
+        """Withdraw queued jobs (they stay owed), then end the workers after their POST."""
+        while not self.jobs.empty():
+            self.jobs.get_nowait()
+        for _ in workers:
+            self.jobs.put(None)
+        for worker in workers:
+            worker.join(self.config.timeout * 2 + 1)  # a refreshed POST may take two timeouts
+
+    def _work(self) -> None:
+        while (item := self.jobs.get()) is not None:
+            try:
+                answer = self.poster.attempt(item)
+            except BaseException as exc:  # reported to the driver, which stops the run
+                answer = Answer(Attempt(time.time(), None, 0.0), failure=exc)
+            self.answers.put(_Answered(item, answer))
+
+    def _loop(self, owed: Iterator[StoredDelivery]) -> None:
+        exhausted = False
+        while True:
+            while not exhausted and self.schedule.held < WINDOW:
+                item = next(owed, None)
+                exhausted = item is None
+                if item is not None:
+                    self.schedule.add(item)
+            self._dispatch()
+            if self.rows and self.in_flight < self.slots:
+                self._flush()  # a worker is idle: committing may release waiting deliveries
+                continue
+            if exhausted and self.schedule.held == 0:
+                return
+            self._record(self._wait())
+
+    def _ready_at(self, item: StoredDelivery) -> float:
+        ready = self.start
+        if self.time_scale > 0:
+            if self.origin is None:
+                self.origin = item.delivery.due  # owed comes in due order: this is the earliest
+            ready += max(item.delivery.due - self.origin, 0.0) / self.time_scale
+        if item.next_attempt_at is not None:  # a retry planned before an interruption
+            ready = max(ready, item.next_attempt_at - self.epoch)
+        return ready
+
+    def _dispatch(self) -> None:
+        now = self.clock()
+        while self.in_flight < self.slots:
+            item = self.schedule.pop_ready(now)
+            if item is None:
+                return
+            self.jobs.put(item)
+            self.in_flight += 1
+
+    def _wait(self) -> list[_Answered]:
+        """Block until answers arrive or the next delivery is due; sleep only when idle."""
+        wake = self.schedule.next_time()
+        delay = None if wake is None else max(wake - self.clock(), 0.0)
+        if self.in_flight == 0:
+            if delay:
+                self.sleep(delay)
+            return []
+        # With every slot taken only an answer can unblock us; else also wake for the timer.
+        timeout = delay if self.in_flight < self.slots else None
+        if self.rows:  # slow answers must not hold recorded ones back for long
+            timeout = FLUSH_AGE if timeout is None else min(timeout, FLUSH_AGE)
+        try:
+            batch = [self.answers.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while not self.answers.empty():
+            batch.append(self.answers.get_nowait())
+        return batch
+
+    def _record(self, batch: list[_Answered]) -> None:
+        """Settle answers in memory; commit when enough are waiting, or they wait too long."""
+        if batch and not self.rows:
+            self.oldest = time.perf_counter()  # real time: it bounds real commit latency
+        batch = [self._unreachable(answered) for answered in batch]
+        for answered in batch:
+            if answered.answer.failure is None:
+                self._settle(answered.item, answered.answer)
+        failures = [a.answer.failure for a in batch if a.answer.failure is not None]
+        stale = time.perf_counter() - self.oldest > FLUSH_AGE
+        if failures or stale or len(self.rows) >= FLUSH_ROWS:
+            self._flush()
+        if failures:
+            raise failures[0]
+
+    def _unreachable(self, answered: _Answered) -> _Answered:
+        """A refused connection before any answer stops the run (unless told to keep trying)."""
+        answer = answered.answer
+        if answer.attempt.status_code is not None:
+            self.reached = True
+        elif answer.refused and not self.reached and not self.config.keep_retrying_unreachable:
+            failure = TargetUnreachable(
+                f"cannot connect to the target {self.config.target} ({answer.attempt.error}); is the "
+                "receiver running and listening there? Nothing was lost: run the same command again "
+                "to resume, or add --keep-retrying-unreachable to keep retrying as D1 would"
+            )
+            return _Answered(answered.item, replace(answer, failure=failure))
+        return answered
+
+    def _flush(self) -> None:
+        """Commit recorded attempts, release their keys, then report them."""
+        if not self.rows:
+            return
+        rows, events, settled = self.rows, self.events, self.settled
+        self.rows, self.events, self.settled = [], [], []
+        self.outbox.record_attempts(rows)
+        for item in settled:
+            self.schedule.settle(item)
+        for event in events if self.progress else ():
+            self.progress(event)  # type: ignore[misc]
+
+    def _settle(self, item: StoredDelivery, answer: Answer) -> None:
+        self.in_flight -= 1
+        now = self.clock()
+        verdict = judge(answer.attempt, answer.retry_after, item.attempts, self.config.retry,
+                        self.rng, now + self.epoch)
+        state, attempt, retry_in = verdict.state, verdict.attempt, verdict.delay
+        retry_at = None
+        if retry_in is not None:
+            retry_at = now + retry_in + self.epoch
+            self.schedule.retry(replace(item, attempts=item.attempts + 1), now + retry_in)
+        self.rows.append((item.id, attempt, state, retry_at))
+        if state != "pending":
+            self.settled.append(item)
+        self._count(state, attempt)
+        if self.progress is not None:
+            self.events.append(DeliveryEvent(item, attempt, state, retry_in, self.summary))
+
+    def _count(self, state: str, attempt: Attempt) -> None:
+        summary = self.summary
+        summary.attempts += 1
+        summary.warnings += attempt.warning is not None
+        summary.delivered += state == "delivered"
+        summary.dead += state == "dead"
+        summary.retries += state == "pending"

@@ -1,0 +1,159 @@
+"""One SQLite layer for every store d1sim keeps: the outbox, the mock D1's tables, the receiver's.
+
+:class:`Database` opens a file (or ``:memory:``) the same way for all of them: one connection
+shared by threads under a lock, WAL with ``synchronous=NORMAL`` (a reader never waits for the
+writer; a power loss can lose the last commits, never consistency), a busy timeout for other
+processes, nestable transactions, and versioned migrations. Several components may share one
+file (the mock D1 keeps its tables beside the outbox's): each records its own schema version in
+the ``d1sim_schema`` table, and a file written by a newer d1sim is refused, never half-read.
+
+Example::
+
+    >>> notes = Schema("notes", ("CREATE TABLE notes (text TEXT NOT NULL);",
+    ...                          "ALTER TABLE notes ADD COLUMN author TEXT;"))
+    >>> db = Database(":memory:", notes)
+    >>> with db.transaction():
+    ...     _ = db.execute("INSERT INTO notes VALUES ('hi', 'me')")
+    >>> db.fetchall("SELECT text, author FROM notes"), db.version("notes")
+    ([('hi', 'me')], 2)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from d1sim.simulator.errors import UsageError
+
+MEMORY = ":memory:"
+BUSY_TIMEOUT_MS = 5000
+_VERSIONS = "CREATE TABLE IF NOT EXISTS d1sim_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A component's tables as migrations: the i-th script brings version i to version i+1.
+
+    Scripts are applied in one transaction with the version bump, so a crash mid-migration
+    leaves the previous version whole. Never edit a released script: append a new one.
+    """
+
+    component: str
+    migrations: tuple[str, ...]
+
+    @property
+    def version(self) -> int:
+        """The version this d1sim writes."""
+        return len(self.migrations)
+
+
+class Database:
+    """A tuned SQLite connection, safe to share between threads, with migrations applied.
+
+    Raises UsageError (with ``label`` and the path) when the file cannot be opened or was
+    written by a newer d1sim.
+    """
+
+    def __init__(self, path: str | Path, *schemas: Schema, label: str = "database") -> None:
+        self.path = None if str(path) == MEMORY else Path(path)
+        self.lock = threading.RLock()
+        self._depth = 0
+        try:
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self._tune()
+            for schema in schemas:
+                self._migrate(schema, label)
+        except (OSError, sqlite3.Error) as exc:
+            raise UsageError(f"cannot open the {label} {path}: {exc}") from None
+
+    def _tune(self) -> None:
+        if self.path is not None:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+
+    def _migrate(self, schema: Schema, label: str) -> None:
+        self._db.execute(_VERSIONS)
+        with self.transaction():  # IMMEDIATE: two processes opening a new file migrate once
+            found = self.version(schema.component)
+            if found > schema.version:
+                raise UsageError(
+                    f"{label} {self.path}: {schema.component} schema version {found} was written "
+                    f"by a newer d1sim (this one knows up to {schema.version})"
+                )
+            for script in schema.migrations[found:]:
+                for statement in _statements(script):
+                    self._db.execute(statement)
+            if found < schema.version:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO d1sim_schema VALUES (?, ?)", (schema.component, schema.version)
+                )
+
+    def version(self, component: str) -> int:
+        """The schema version ``component`` has in this file (0: not created yet)."""
+        row = self.fetchone("SELECT version FROM d1sim_schema WHERE component = ?", (component,))
+        return int(row[0]) if row else 0
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group writes into one commit; nested uses join the outer transaction."""
+        with self.lock:
+            if self._depth == 0:
+                self._db.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            try:
+                yield
+            except BaseException:
+                self._depth -= 1
+                if self._depth == 0:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._depth -= 1
+            if self._depth == 0:
+                self._db.execute("COMMIT")
+
+    def execute(self, sql: str, args: Iterable[Any] = ()) -> sqlite3.Cursor:
+        """Run one statement (its own commit unless inside :meth:`transaction`)."""
+        with self.lock:
+            return self._db.execute(sql, tuple(args))
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
+        """Run one statement per row; return how many rows it changed."""
+        with self.lock:
+            before = self._db.total_changes
+            self._db.executemany(sql, rows)
+            return self._db.total_changes - before
+
+    def fetchone(self, sql: str, args: Iterable[Any] = ()) -> tuple[Any, ...] | None:
+        """The first row of a query, or None."""
+        with self.lock:
+            row = self._db.execute(sql, tuple(args)).fetchone()
+        return tuple(row) if row is not None else None
+
+    def fetchall(self, sql: str, args: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of a query."""
+        with self.lock:
+            return self._db.execute(sql, tuple(args)).fetchall()
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self.lock:
+            self._db.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The complete SQL statements of a script (semicolons inside triggers stay inside)."""
+    pending = ""
+    for piece in script.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\n;"):
+                yield pending.strip()
+            pending = ""
