@@ -60,6 +60,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="PATH",
         help="SQLite file for issuers, orders and the outbox (default: %(default)s)",
     )
+    parser.add_argument(
+        "--public-host",
+        metavar="NAME",
+        help=f"host name clients reach the server by (behind a proxy); {ADMIN} answers only to it, "
+        "IP addresses, loopback names and --host",
+    )
     parser.add_argument("--config", metavar="FILE", help="YAML list of issuers to register at start")
     parser.add_argument(
         "--admin-token",
@@ -89,7 +95,14 @@ def build_server(args: argparse.Namespace) -> D1Server:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     token = admin_token_for(args.host, args.admin_token)
     issuers = load_config_file(args.config) if args.config else []
-    settings = ServerSettings(db_path=args.db, admin_token=token, workers=args.workers, plan_workers=args.plan_workers)
+    settings = ServerSettings(
+        db_path=args.db,
+        admin_token=token,
+        host=args.host,
+        public_host=args.public_host,
+        workers=args.workers,
+        plan_workers=args.plan_workers,
+    )
     try:
         return D1Server(settings, issuers)
     except UsageError as exc:

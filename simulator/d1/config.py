@@ -272,6 +272,8 @@ class ServerSettings:
 
     db_path: str = ".d1sim/d1sim.db"
     admin_token: str | None = None
+    host: str = "127.0.0.1"  # the bound address: requests must name it (or loopback, an IP)
+    public_host: str | None = None  # the name clients reach the server by, behind a proxy
     workers: int = 8
     plan_workers: int = 1
     order_limit: int = ORDER_BODY_LIMIT
