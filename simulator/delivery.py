@@ -32,6 +32,7 @@ import httpx
 from d1sim.simulator.auth import Auth, NoAuth, Signer
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.outbox import RESPONSE_EXCERPT, Attempt, AttemptRow, Outbox, StoredDelivery
+from d1sim.simulator.redaction import mask_attempt, sender_secrets
 from d1sim.simulator.retry import Outcome, RetryPolicy, Schedule, classify, parse_retry_after
 
 DEFAULT_ISSUER_ID = "ISSUER0001"
@@ -148,7 +149,7 @@ class Poster:
         except httpx.HTTPError as exc:
             error = f"connection error: {type(exc).__name__}: {exc}"
         latency = (time.perf_counter() - begin) * 1000
-        attempt = Attempt(started, status, latency, content, error, warning)
+        attempt = mask_attempt(Attempt(started, status, latency, content, error, warning), sender_secrets(self.config))
         return _Answer(item, attempt, retry_after)
 
     def _post(self, item: StoredDelivery) -> tuple[httpx.Response, str | None]:

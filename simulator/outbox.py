@@ -33,6 +33,7 @@ import orjson
 
 from d1sim.contracts.timeline import Delivery
 from d1sim.simulator.auth import scrub_secrets
+from d1sim.simulator.redaction import mask_attempt, mask_value, strip_userinfo
 from d1sim.simulator.errors import UsageError
 
 DEFAULT_PATH = Path(".d1sim/d1sim.db")
@@ -221,7 +222,7 @@ class Outbox:
     ) -> str:
         """Start a run (status ``planning``); secret-looking option values are never stored."""
         created = datetime.now(UTC)
-        blob = orjson.dumps(scrub_secrets(options), default=str).decode()
+        target, blob = strip_userinfo(target), orjson.dumps(mask_value(scrub_secrets(options)), default=str).decode()
         with self.transaction():
             while True:
                 run_id = f"r-{created:%Y%m%d}-{secrets.token_hex(3)}"
@@ -257,7 +258,7 @@ class Outbox:
                 "SELECT id FROM runs WHERE name = ? AND target = ? AND fingerprint IS ? "
                 "AND status IN ('ready', 'running', 'interrupted') "
                 "ORDER BY created DESC, rowid DESC LIMIT 1",
-                (name, target, fingerprint),
+                (name, strip_userinfo(target), fingerprint),
             ).fetchone()
         return row[0] if row else None
 
@@ -380,7 +381,7 @@ class Outbox:
 
     def record_attempts(self, rows: Iterable[AttemptRow]) -> None:
         """Store many (delivery id, attempt, resulting state, next attempt at) in one commit."""
-        rows = list(rows)
+        rows = [(i, mask_attempt(a), state, at) for i, a, state, at in rows]
         with self.transaction():
             self._db.executemany(
                 _INSERT_ATTEMPT,

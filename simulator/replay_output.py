@@ -12,6 +12,7 @@ from rich.table import Table
 
 from d1sim.simulator.delivery import DeliveryEvent
 from d1sim.simulator.replay import ScenarioRef, ScenarioResult
+from d1sim.simulator.redaction import strip_userinfo
 from d1sim.simulator.reports import tally, write_json, write_junit
 
 
@@ -76,7 +77,7 @@ def print_results(results: list[ScenarioResult], console: Console | None = None)
 def report_document(args: argparse.Namespace, results: list[ScenarioResult]) -> dict[str, Any]:
     """The JSON report: the target, the seed, and per scenario its run and verdicts."""
     return {
-        "target": args.target,
+        "target": strip_userinfo(args.target),
         "seed": args.seed,
         "scenarios": [{
             "scenario": r.ref.scenario.name, "source": r.ref.ref, "run_id": r.run_id,

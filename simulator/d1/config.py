@@ -33,6 +33,7 @@ from d1sim.contracts.scenarios import Scenario, bundled_scenarios, load_bundled
 from d1sim.simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
 from d1sim.simulator.delivery import SenderConfig
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.redaction import mask_value
 from d1sim.simulator.retry import RetryPolicy
 
 ADMIN_TOKEN_ENV = "D1SIM_ADMIN_TOKEN"
@@ -160,7 +161,7 @@ class IssuerSettings:
             holder = shown if len(path) == 1 else shown.get(path[0])
             if isinstance(holder, dict) and holder.get(path[-1]) is not None:
                 holder[path[-1]] = "***"
-        return shown
+        return mask_value(shown)  # and no password in a URL's userinfo
 
     def sender_config(self) -> SenderConfig:
         """How the dispatcher sends to this issuer (auth, TLS, retries, timeout)."""
