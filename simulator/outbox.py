@@ -33,8 +33,8 @@ import orjson
 
 from d1sim.contracts.timeline import Delivery
 from d1sim.simulator.auth import scrub_secrets
-from d1sim.simulator.redaction import mask_attempt, mask_value, strip_userinfo
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.redaction import mask_attempt, mask_value, strip_userinfo
 
 DEFAULT_PATH = Path(".d1sim/d1sim.db")
 RUN_STATUSES = ("planning", "ready", "running", "interrupted", "done")

@@ -11,8 +11,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from d1sim.simulator.delivery import DeliveryEvent
-from d1sim.simulator.replay import ScenarioRef, ScenarioResult
 from d1sim.simulator.redaction import strip_userinfo
+from d1sim.simulator.replay import ScenarioRef, ScenarioResult
 from d1sim.simulator.reports import tally, write_json, write_junit
 
 

@@ -150,7 +150,8 @@ def test_a_caller_without_credentials_learns_nothing_about_issuers(d1: MockD1) -
         other = d1.http.post(order_url(issuer=issuer), json=ORDER, headers=d1.auth())
         assert_d1_error(other, 401, "AUTHORIZER_UNAUTHORIZED")
         assert other.json()["error"] == f"the token was not issued for issuer {issuer}"
-    assert_d1_error(d1.http.get(f"{CARDS.format(issuer='ISSUER9999')}/c1/productionStatus"), 401, "AUTHORIZER_UNAUTHORIZED")
+    poll = d1.http.get(f"{CARDS.format(issuer='ISSUER9999')}/c1/productionStatus")
+    assert_d1_error(poll, 401, "AUTHORIZER_UNAUTHORIZED")
 
 
 def test_unknown_cards_and_paths_are_404(d1: MockD1) -> None:
