@@ -123,7 +123,8 @@ def descendants(root: int) -> set[int]:
             continue
         if fields[0] not in ("Z", "X"):
             parents[int(entry)] = int(fields[1])
-    found, frontier = set(), {root}
+    found: set[int] = set()
+    frontier = {root}
     while frontier:
         frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
         found |= frontier
@@ -138,11 +139,14 @@ def _running(pid: int) -> bool:
 
 
 class Serve:
-    """``d1sim serve`` as a subprocess on a free port."""
+    """``d1sim serve`` as a subprocess on a free port; ``start`` again after a kill."""
 
     def __init__(self, db: Path, config: Path) -> None:
-        self.proc = subprocess.Popen([*CLI, "serve", "--port", "0", "--db", str(db), "--config", str(config)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.argv = [*CLI, "serve", "--port", "0", "--db", str(db), "--config", str(config)]
+        self.start()
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         self.url = line.split("listening on ", 1)[1].split()[0] if "listening on" in line else ""
@@ -160,6 +164,8 @@ class Serve:
         return len(left)
 
     def stop(self) -> None:
+        if self.proc.poll() is not None:
+            return
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.proc.stdout.close()  # type: ignore[union-attr]
@@ -174,6 +180,20 @@ def _wait_gone(pids: set[int], within: float = 10.0) -> bool:
     return True
 
 
+def _order_and_kill(serve: Serve, profile: Profile, rng: random.Random) -> tuple[int, int]:
+    """Order the cards, then SIGKILL and restart the server; (kills, orphans left)."""
+    cards = [{"cardId": f"soak-{i}", "distributionChannel": "THALES"} for i in range(profile.serve_cards)]
+    batch = f"{serve.url}/banking/v1/issuers/{ISSUER}/physicalCards/operations:production"
+    assert httpx.post(batch, json={"cards": cards}, timeout=30).status_code == 202
+    kills = orphans = 0
+    for _ in range(profile.serve_kills):
+        time.sleep(rng.uniform(0.5, 2.0))
+        orphans += serve.kill()
+        kills += 1
+        serve.start()
+    return kills, orphans
+
+
 def serve_rounds(tmp: Path, profile: Profile, rng: random.Random) -> dict[str, Any]:
     """Order cards, SIGKILL ``d1sim serve`` mid-lifecycle, restart it, count what arrived."""
     per_card = operations(planned_deliveries(load_bundled("happy-path")))
@@ -183,32 +203,29 @@ def serve_rounds(tmp: Path, profile: Profile, rng: random.Random) -> dict[str, A
         config.write_text(f"- issuerId: {ISSUER}\n  webhookUrl: {url}{HOOK}\n  timeScale: 20000\n"
                           "  requireToken: false\n  maxOperations: 1\n")
         serve = Serve(db, config)
-        cards = [{"cardId": f"soak-{i}", "distributionChannel": "THALES"} for i in range(profile.serve_cards)]
-        batch = f"{serve.url}/banking/v1/issuers/{ISSUER}/physicalCards/operations:production"
-        assert httpx.post(batch, json={"cards": cards}, timeout=30).status_code == 202
-        kills, orphans = 0, 0
-        for _ in range(profile.serve_kills):
-            time.sleep(rng.uniform(0.5, 2.0))
-            orphans += serve.kill()
-            kills += 1
-            serve = Serve(db, config)
-        deadline = time.monotonic() + profile.deadline
-        while store.stats()["distinct_operations"] < expected and time.monotonic() < deadline:
-            time.sleep(0.2)
-        serve.stop()
+        try:
+            kills, orphans = _order_and_kill(serve, profile, rng)
+            deadline = time.monotonic() + profile.deadline
+            while store.stats()["distinct_operations"] < expected and time.monotonic() < deadline:
+                time.sleep(0.2)
+        finally:
+            serve.stop()
         stats = store.stats()
     return {"kills": kills, "orphans_left": orphans, "expected": expected,
             "received": stats["distinct_operations"], "lost": expected - stats["distinct_operations"],
             "duplicated": stats["operations"] - stats["distinct_operations"]}
 
 
-# kind -> (receiver knobs, replay options, the receiver counter that counts the injections).
-FAULT_KINDS: dict[str, tuple[dict[str, Any], list[str], str]] = {
-    "503 on the first 20 calls": ({"fail_first": 20, "fail_status": 503}, [], "faulted"),
-    "500 on 30% of calls": ({"fault_rate": 0.3, "fault_status": 500, "seed": 7}, [], "faulted"),
-    "429 on the first 10 calls": ({"fail_first": 10, "fail_status": 429}, [], "faulted"),
-    "400 (permanent) on the first 5 calls": ({"fail_first": 5, "fail_status": 400}, [], "faulted"),
-    "answers slower than --timeout": ({"latency": 0.3}, ["--timeout", "0.1", "--max-attempts", "2"], "posts"),
+# kind -> (receiver knobs, replay options). Injections are counted by the receiver ("faulted");
+# a too-slow answer is injected on every attempt, some of which time out before the receiver
+# even sees them, so there every recorded attempt must be a failure instead.
+SLOW = "answers slower than --timeout"
+FAULT_KINDS: dict[str, tuple[dict[str, Any], list[str]]] = {
+    "503 on the first 20 calls": ({"fail_first": 20, "fail_status": 503}, []),
+    "500 on 30% of calls": ({"fault_rate": 0.3, "fault_status": 500, "seed": 7}, []),
+    "429 on the first 10 calls": ({"fail_first": 10, "fail_status": 429}, []),
+    "400 (permanent) on the first 5 calls": ({"fail_first": 5, "fail_status": 400}, []),
+    SLOW: ({"latency": 0.3}, ["--timeout", "0.1", "--max-attempts", "2"]),
 }
 
 
@@ -217,14 +234,16 @@ def fault_rounds(tmp: Path, profile: Profile) -> dict[str, Any]:
     path = scenario_file(tmp, profile.fault_cards, per_post=1)
     planned = len(list(planned_deliveries(load_scenario_file(path))))
     results = {}
-    for number, (kind, (knobs, options, counter)) in enumerate(FAULT_KINDS.items()):
+    for number, (kind, (knobs, options)) in enumerate(FAULT_KINDS.items()):
         db = tmp / f"fault-{number}.db"
         with receiver(tmp, f"fault-{number}", **knobs) as (url, store):
             argv = [*CLI, "replay", str(path), "--target", url + HOOK, "--db", str(db), "--no-progress",
                     "--backoff-base", "0.01", "--backoff-cap", "0.05", "--max-attempts", "8", *options]
             subprocess.run(argv, capture_output=True, timeout=profile.deadline, check=False)
             stats = store.stats()
-        account = {"planned": planned, **_outbox_account(db), "injected": stats[counter]}
+        account = _outbox_account(db)
+        injected = account["attempts"] if kind == SLOW else stats["faulted"]
+        account = {"planned": planned, **account, "injected": injected, "receiver_saw": stats["posts"]}
         account["unaccounted"] = planned - account["delivered"] - account["dead"]
         results[kind] = account
     return results
@@ -274,7 +293,7 @@ def campaign(tmp: Path, profile: Profile, seed: int = 1) -> dict[str, Any]:
     """Every round of the campaign; a dict of figures."""
     rng = random.Random(seed)
     started = time.monotonic()
-    figures = {
+    figures: dict[str, Any] = {
         "profile": asdict(profile),
         "replay": replay_rounds(tmp, profile, rng),
         "serve": serve_rounds(tmp, profile, rng),

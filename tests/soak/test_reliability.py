@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.soak.reliability import QUICK, campaign
+from tests.soak.reliability import QUICK, SLOW, campaign
 
 
 @pytest.mark.slow
@@ -22,4 +22,5 @@ def test_the_quick_campaign_loses_nothing_and_accounts_for_every_fault(tmp_path:
     for kind, account in figures["faults"].items():
         assert account["unaccounted"] == 0 and account["pending"] == 0, kind
         assert account["failed_attempts_recorded"] == account["injected"] > 0, (kind, account)
+    assert figures["faults"][SLOW]["dead"] == figures["faults"][SLOW]["planned"]
     assert figures["slow_clients"]["held"] == QUICK.slow_clients
