@@ -28,14 +28,14 @@ from typing import Any
 
 import httpx
 
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.scenarios import load_bundled, load_scenario_file
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import load_bundled, load_scenario_file
 from d1sim.simulator.receiver import ReceiverConfig, create_app
 from d1sim.simulator.servers import running_server
 
 HOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
 ISSUER = "ISSUER0001"
-CLI = [sys.executable, "-m", "d1sim.simulator.cli"]
+CLI = [sys.executable, "-m", "d1sim"]
 STEPS = (
     "steps:\n  - status: CARD_PROD_REQUESTED\n  - {status: DATA_PREPARED, after: 1m}\n"
     "  - {status: CARD_PROD_READY, after: 1h}\n  - {status: CARD_PROD_DONE, after: 1h}\n"
