@@ -22,11 +22,23 @@ from typing import Any
 
 from waitress import create_server, wasyncore
 
+from d1sim.simulator.connections import DEFAULT_LIMITS, ConnectionLimits, connection_limits, guard_channels
+
 # 'Task queue depth is N' is waitress thinking aloud under a burst; it is no error of ours.
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 WSGIApp = Callable[..., Any]
 THREADS = 8
+
+
+def _create(
+    app: WSGIApp, host: str, port: int, threads: int, socket_map: dict[int, Any], limits: ConnectionLimits
+) -> Any:
+    """A waitress server with d1sim's connection limits and slow-client deadline."""
+    adjustments = connection_limits(limits)
+    server = create_server(app, map=socket_map, host=host, port=port, threads=threads, **adjustments)
+    guard_channels(socket_map, limits)
+    return server
 
 
 def base_url(host: str, port: int) -> str:
@@ -41,13 +53,15 @@ def serve(
     *,
     announce: Callable[[str], None] | None = None,
     threads: int = THREADS,
+    limits: ConnectionLimits = DEFAULT_LIMITS,
 ) -> None:
     """Serve ``app`` until Ctrl-C or SIGTERM, then return; ``announce`` gets the base URL.
 
     The URL is announced after the socket is bound, so ``port=0`` reports the real port.
+    ``limits`` bounds connections and slow clients (:mod:`d1sim.simulator.connections`).
     Raises OSError when the address cannot be bound (e.g. the port is in use).
     """
-    server = create_server(app, host=host, port=port, threads=threads)
+    server = _create(app, host, port, threads, {}, limits)
     previous = _stop_on_sigterm()
     try:
         if announce:
@@ -78,11 +92,17 @@ class ServerThread:
     """
 
     def __init__(
-        self, app: WSGIApp, host: str = "127.0.0.1", port: int = 0, *, threads: int = THREADS
+        self,
+        app: WSGIApp,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        threads: int = THREADS,
+        limits: ConnectionLimits = DEFAULT_LIMITS,
     ) -> None:
         # Our own socket map: the loop runs on it, and stop() can end it without private access.
         self._map: dict[int, Any] = {}
-        self._server = create_server(app, map=self._map, host=host, port=port, threads=threads)
+        self._server = _create(app, host, port, threads, self._map, limits)
         self.host, self.port = host, int(self._server.effective_port)
         self.url = base_url(host, self.port)
         self._stopping = threading.Event()
@@ -151,13 +171,15 @@ def wait_until_accepting(host: str, port: int, timeout: float = 5.0) -> None:
 
 
 @contextmanager
-def running_server(app: WSGIApp, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+def running_server(
+    app: WSGIApp, host: str = "127.0.0.1", port: int = 0, limits: ConnectionLimits = DEFAULT_LIMITS
+) -> Iterator[str]:
     """Serve ``app`` in a background thread for the ``with`` block; yield its base URL.
 
     Binds port 0 (a free port) by default, waits until it accepts connections, and closes the
     server on exit, also when the block raises.
     """
-    server = ServerThread(app, host, port)
+    server = ServerThread(app, host, port, limits=limits)
     try:
         yield server.start()
     finally:

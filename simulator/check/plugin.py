@@ -32,7 +32,7 @@ from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 if TYPE_CHECKING:
     from d1sim.contracts.checks import CheckContext, CheckOutcome, Probe
     from d1sim.simulator.delivery.auth import Auth
-    from d1sim.simulator.receiver.app import ReceiverConfig
+    from d1sim.simulator.receiver import ReceiverConfig
 
 MAX_EXAMPLES_INI = "d1sim_max_examples"
 

@@ -10,6 +10,7 @@ Example::
 
     from d1sim.simulator.check.runner import run_checks, wsgi_context
     from d1sim.simulator.receiver.app import create_app
+    from d1sim.simulator.receiver import create_app
 
     context = wsgi_context(create_app())
     for outcome in run_checks(context, max_examples=20):

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from d1sim.contracts.protocol import WEBHOOK_PATH
+from d1sim.simulator.d1.config import is_loopback
 from d1sim.simulator.errors import EXIT_OK, UsageError
 from d1sim.simulator.receiver.app import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
 from d1sim.simulator.servers import serve
@@ -23,8 +24,9 @@ endpoints:
   POST {WEBHOOK_PATH}  the webhook (204 when applied)
   POST /authz/d1/v1/oauth2/token                     OAuth2 token (with --client-id)
   GET  /cards/{{cardId}}                               state probe (404: unknown card)
-  GET  /_receiver/stats                              counters
+  GET  /_receiver/stats                              counters        (auth as the webhook)
   POST /_receiver/reset                              forget everything, restart the knobs
+                                                     (auth as the webhook)
 
 secrets may come from {BEARER_ENV}
 and {SECRET_ENV} instead of the options.
@@ -158,9 +160,22 @@ def describe(config: ReceiverConfig) -> str:
     )
 
 
+def exposure_warning(host: str, config: ReceiverConfig) -> str | None:
+    """A warning when anyone on the network could post to and reset an unauthenticated receiver."""
+    if config.auth_required or is_loopback(host):
+        return None
+    return (
+        f"d1sim receiver: warning: --host {host} is reachable from other machines and no auth "
+        "is set: anyone there can post notifications and reset the state "
+        "(give --bearer-token, or --client-id with --client-secret)"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C."""
     config = config_from_args(args)
+    if (warning := exposure_warning(args.host, config)) is not None:
+        print(warning, file=sys.stderr, flush=True)
     try:
         app = create_app(config)
     except sqlite3.Error as exc:

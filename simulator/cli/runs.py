@@ -14,6 +14,7 @@ from d1sim.simulator.cli.options import add_auth_options, add_tls_options, build
 from d1sim.simulator.delivery.engine import SenderConfig, resend
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH, STATES, Outbox, StoredDelivery
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
+from d1sim.simulator.redaction import mask_attempt, mask_text, strip_userinfo
 
 
 def add_parser(subparsers: Any) -> None:
@@ -62,7 +63,7 @@ def list_runs(args: argparse.Namespace) -> int:
         for run in runs:
             counts = outbox.summary(run.id)
             tally = " ".join(f"{state}={n}" for state, n in counts.items())
-            print(f"{run.id}  {run.created}  {run.name:<24} {run.status:<11} {tally}  {run.target}")
+            print(f"{run.id}  {run.created}  {run.name:<24} {run.status:<11} {tally}  {strip_userinfo(run.target)}")
     return EXIT_OK
 
 
@@ -78,7 +79,7 @@ def list_deliveries(args: argparse.Namespace) -> int:
 
 def _line(item: StoredDelivery) -> str:
     d = item.delivery
-    answer = item.last_status if item.last_status is not None else (item.last_error or "-")
+    answer = item.last_status if item.last_status is not None else mask_text(item.last_error or "-")
     cards = ",".join(sorted(set(d.card_ids)))
     fault = f"  fault={d.fault}" if d.fault else ""
     return (f"{item.id:>7}  seq={d.seq:<6} {item.state:<9} attempts={item.attempts:<2} last={answer}  "
@@ -95,6 +96,7 @@ def show_delivery(args: argparse.Namespace) -> int:
     print(f"correlation id: {item.delivery.correlation_id}  key: {item.delivery.key}")
     print(_pretty(item.delivery.body))
     for a in item.history:
+        a = mask_attempt(a)  # also what an older d1sim stored unmasked
         answer = a.status_code if a.status_code is not None else a.error
         extra = f"  warning: {a.warning}" if a.warning else ""
         print(f"attempt {a.number}: {answer} in {a.latency_ms:.0f} ms  {a.response[:200]!r}{extra}")

@@ -15,7 +15,7 @@ from typing import Any
 
 from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX, SCENARIO_HEADER
 from d1sim.simulator.cli.options import positive
-from d1sim.simulator.d1.app import D1Server, create_app
+from d1sim.simulator.d1.app import ADMIN, D1Server, create_app
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, ServerSettings, admin_token_for, load_config_file
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH
 from d1sim.simulator.errors import EXIT_OK, UsageError
@@ -61,6 +61,12 @@ def add_parser(subparsers: Any) -> None:
         metavar="PATH",
         help="SQLite file for issuers, orders and the outbox (default: %(default)s)",
     )
+    parser.add_argument(
+        "--public-host",
+        metavar="NAME",
+        help=f"host name clients reach the server by (behind a proxy); {ADMIN} answers only to it, "
+        "IP addresses, loopback names and --host",
+    )
     parser.add_argument("--config", metavar="FILE", help="YAML list of issuers to register at start")
     parser.add_argument(
         "--admin-token",
@@ -90,7 +96,14 @@ def build_server(args: argparse.Namespace) -> D1Server:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     token = admin_token_for(args.host, args.admin_token)
     issuers = load_config_file(args.config) if args.config else []
-    settings = ServerSettings(db_path=args.db, admin_token=token, workers=args.workers, plan_workers=args.plan_workers)
+    settings = ServerSettings(
+        db_path=args.db,
+        admin_token=token,
+        host=args.host,
+        public_host=args.public_host,
+        workers=args.workers,
+        plan_workers=args.plan_workers,
+    )
     try:
         return D1Server(settings, issuers)
     except UsageError as exc:

@@ -1,6 +1,8 @@
 """The admin API of the mock D1 (``/_sim``): issuers, credentials, scenario runs, the clock.
 
-JSON in and out; errors are ``application/problem+json``. Secrets are write-only: issuer
+JSON in and out; errors are ``application/problem+json``. Only same-origin callers get in:
+a request must name a known host, a write with a body must be JSON (a scenario upload: YAML)
+and one with an ``Origin`` must come from this server (:mod:`d1sim.simulator.origins`). Secrets are write-only: issuer
 answers show ``***`` where one is set; a new inbound client secret is shown once, when minted.
 When the server has an admin token, every call needs ``Authorization: Bearer <token>``.
 Runs, cards and deliveries are in :mod:`d1sim.simulator.d1.admin_runs`.
@@ -16,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
 
 from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
@@ -27,6 +29,7 @@ from d1sim.simulator.d1.orders import plan_run
 from d1sim.simulator.d1.responses import ADMIN, json_response, problem
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.origins import YAML_TYPES, OriginGuard, protect
 
 MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
 
@@ -223,6 +226,11 @@ class Admin:
         return scenario, seed
 
 
+def _scenario_upload_types(req: Request) -> frozenset[str]:
+    """Starting a run also takes a YAML scenario, with its own explicit content type."""
+    return YAML_TYPES if req.endpoint == "start_run" else frozenset()
+
+
 def add_admin_routes(app: Flask, server: D1Server) -> None:
     """Mount the admin API on ``app`` (its runs, cards and deliveries: ``admin_runs``)."""
     views = Admin(server)
@@ -240,6 +248,9 @@ def add_admin_routes(app: Flask, server: D1Server) -> None:
     ]
     for path, view, method in rules:
         app.add_url_rule(ADMIN + path, view_func=view, methods=[method])
+    guard = OriginGuard(server.settings.host, server.settings.public_host)
+    # Registered first, so a page's cross-origin request is refused before anything else runs.
+    protect(app, guard, prefix=ADMIN, extra_types=_scenario_upload_types)
 
     @app.before_request
     def _admin_token() -> Response | None:

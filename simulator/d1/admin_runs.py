@@ -21,6 +21,7 @@ from d1sim.simulator.d1.orders import held_operation
 from d1sim.simulator.d1.responses import json_response
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.delivery.outbox import STATES, Attempt, StoredDelivery
+from d1sim.simulator.redaction import mask_text, mask_value, strip_userinfo
 
 MAX_PAGE = 1000
 
@@ -51,8 +52,8 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
         "startedAt": attempt.started_at,
         "statusCode": attempt.status_code,
         "latencyMs": round(attempt.latency_ms, 3),
-        "response": attempt.response.decode("utf-8", "replace"),
-        "error": attempt.error,
+        "response": mask_text(attempt.response.decode("utf-8", "replace")),
+        "error": mask_text(attempt.error) if attempt.error else None,
         "warning": attempt.warning,
     }
 
@@ -69,7 +70,7 @@ def delivery_json(item: StoredDelivery, full: bool = False) -> dict[str, Any]:
         "state": item.state,
         "attempts": item.attempts,
         "lastStatus": item.last_status,
-        "lastError": item.last_error,
+        "lastError": mask_text(item.last_error) if item.last_error else None,
         "fault": d.fault,
         "nextAttemptAt": item.next_attempt_at,
     }
@@ -103,9 +104,9 @@ class RunViews:
             "issuerId": record.issuer_id,
             "scenario": run.name,
             "created": run.created,
-            "target": run.target,
+            "target": strip_userinfo(run.target),
             "finished": record.finished,
-            "options": run.options,
+            "options": mask_value(run.options),
             "deliveries": self.server.outbox.summary(run_id),
         }
 

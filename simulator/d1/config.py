@@ -35,6 +35,7 @@ from d1sim.simulator.delivery.auth import Auth, NoAuth, OAuth2ClientCredentials,
 from d1sim.simulator.delivery.engine import SenderConfig
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.redaction import mask_value
 
 ADMIN_TOKEN_ENV = "D1SIM_ADMIN_TOKEN"
 ISSUER_SCHEMA = "sim-issuer.schema.json"
@@ -161,7 +162,7 @@ class IssuerSettings:
             holder = shown if len(path) == 1 else shown.get(path[0])
             if isinstance(holder, dict) and holder.get(path[-1]) is not None:
                 holder[path[-1]] = "***"
-        return shown
+        return mask_value(shown)  # and no password in a URL's userinfo
 
     def sender_config(self) -> SenderConfig:
         """How the dispatcher sends to this issuer (auth, TLS, retries, timeout)."""
@@ -273,6 +274,8 @@ class ServerSettings:
 
     db_path: str = ".d1sim/d1sim.db"
     admin_token: str | None = None
+    host: str = "127.0.0.1"  # the bound address: requests must name it (or loopback, an IP)
+    public_host: str | None = None  # the name clients reach the server by, behind a proxy
     workers: int = 8
     plan_workers: int = 1
     order_limit: int = ORDER_BODY_LIMIT

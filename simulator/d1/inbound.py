@@ -73,20 +73,23 @@ class Inbound:
     # -- helpers ------------------------------------------------------------------------------
 
     def _issuer(self, issuer_id: str) -> IssuerSettings:
-        """The path's issuer, once the call is authorized for it."""
+        """The path's issuer, once the caller is authorized for it.
+
+        Credentials come first: a caller without a valid token for this issuer learns nothing
+        about which issuers exist (401 for a known and an unknown one alike).
+        """
+        auth = request.authorization
+        token = auth.token if auth is not None and auth.type == "bearer" else None
+        owner = self.server.token_issuer(token) if token else None
+        settings = self.server.issuers.get(issuer_id) if owner in (None, issuer_id) else None
+        if owner is None and (settings is None or settings.require_token):
+            raise D1Error(401, UNAUTHORIZED, "missing, invalid or expired bearer token")
+        if owner is not None and owner != issuer_id:
+            raise D1Error(401, UNAUTHORIZED, f"the token was not issued for issuer {issuer_id}")
         if (problem := check_issuer_id(issuer_id)) is not None:
             raise D1Error.bad(problem)
-        settings = self.server.issuers.get(issuer_id)
         if settings is None:
             raise D1Error(404, "ISSUER_NOT_FOUND", "issuerId", f"unknown issuer {issuer_id}")
-        if settings.require_token:
-            auth = request.authorization
-            token = auth.token if auth is not None and auth.type == "bearer" else None
-            owner = self.server.token_issuer(token) if token else None
-            if owner is None:
-                raise D1Error(401, UNAUTHORIZED, "missing, invalid or expired bearer token")
-            if owner != issuer_id:
-                raise D1Error(401, UNAUTHORIZED, f"the token was not issued for issuer {issuer_id}")
         return settings
 
     @staticmethod

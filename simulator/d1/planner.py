@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import threading
@@ -23,21 +24,29 @@ from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.d1.orders import expand_order, store_run
 from d1sim.simulator.d1.store import OrderRecord, Store
 from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.lifeline import exit_with_parent
 
 PLAN_CHUNK = 200  # orders planned per outbox transaction when many are waiting
 log = logging.getLogger("d1sim.serve")
 
 
-def _ignore_interrupts() -> None:
+def _start_planning_process(server_pid: int) -> None:
     # Ctrl-C reaches the whole process group; only the server decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A server killed with SIGKILL cannot stop its pool: the process must notice on its own.
+    exit_with_parent(server_pid)
 
 
 def planning_pool(workers: int) -> Executor:
-    """Processes for :func:`expand_order` (forkserver: never fork the threaded server)."""
+    """Processes for :func:`expand_order` (forkserver: never fork the threaded server).
+
+    Each ends by itself when the server is gone, also after a SIGKILL (no orphans).
+    """
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    return ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+    return ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_planning_process, initargs=(os.getpid(),)
+    )
 
 
 class Planner:

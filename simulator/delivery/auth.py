@@ -32,6 +32,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.redaction import mask_text
 
 # Refresh a token this long before it expires, so a POST never carries one about to lapse.
 REFRESH_MARGIN = 30.0
@@ -66,6 +67,10 @@ class NoAuth:
         """The mode, for run options."""
         return {"mode": "none"}
 
+    def secrets(self) -> tuple[str, ...]:
+        """Values to mask wherever they show up (see :mod:`d1sim.simulator.redaction`)."""
+        return ()
+
 
 class StaticBearer(NoAuth):
     """The same bearer token on every POST."""
@@ -85,6 +90,10 @@ class StaticBearer(NoAuth):
     def describe(self) -> dict[str, Any]:
         """The mode, for run options."""
         return {"mode": "bearer"}
+
+    def secrets(self) -> tuple[str, ...]:
+        """The token."""
+        return (self._header.removeprefix("Bearer "),)
 
 
 class OAuth2ClientCredentials(NoAuth):
@@ -131,6 +140,11 @@ class OAuth2ClientCredentials(NoAuth):
                 self._header = None
         return True
 
+    def secrets(self) -> tuple[str, ...]:
+        """The client secret and the token in use."""
+        token = self._header.removeprefix("Bearer ") if self._header else ""
+        return (self._secret, token)
+
     def describe(self) -> dict[str, Any]:
         """The mode and its public settings, for run options."""
         return {
@@ -173,8 +187,8 @@ class OAuth2ClientCredentials(NoAuth):
         return f"Bearer {token}", lifetime
 
     def _hide(self, message: str) -> str:
-        # An echoing endpoint must not smuggle the secret into an error message.
-        return message.replace(self._secret, "***") if self._secret else message
+        # An echoing endpoint must not smuggle the secret (or its Basic header) into a message.
+        return mask_text(message, (self._secret,))
 
 
 # Option names whose values are credentials: run options are stored and shown, secrets never.

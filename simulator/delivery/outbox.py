@@ -35,6 +35,7 @@ from d1sim.simulator.delivery.auth import scrub_secrets
 from d1sim.simulator.delivery.lease import lease_alive
 from d1sim.simulator.delivery.outbox_records import RESPONSE_EXCERPT, Attempt, AttemptRow, Run, StoredDelivery
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.redaction import mask_attempt, mask_value, strip_userinfo
 from d1sim.simulator.storage import Database, Schema
 
 DEFAULT_PATH = Path(".d1sim/d1sim.db")
@@ -117,7 +118,7 @@ class Outbox:
     ) -> str:
         """Start a run (status ``planning``); secret-looking option values are never stored."""
         created = datetime.now(UTC)
-        blob = orjson.dumps(scrub_secrets(options), default=str).decode()
+        target, blob = strip_userinfo(target), orjson.dumps(mask_value(scrub_secrets(options)), default=str).decode()
         with self.transaction():
             while True:
                 run_id = f"r-{created:%Y%m%d}-{secrets.token_hex(3)}"
@@ -151,7 +152,7 @@ class Outbox:
             "SELECT id FROM runs WHERE name = ? AND target = ? AND fingerprint IS ? "
             "AND status IN ('ready', 'running', 'interrupted') "
             "ORDER BY created DESC, rowid DESC LIMIT 1",
-            (name, target, fingerprint),
+            (name, strip_userinfo(target), fingerprint),
         )
         return row[0] if row else None
 
@@ -254,7 +255,7 @@ class Outbox:
 
     def record_attempts(self, rows: Iterable[AttemptRow]) -> None:
         """Store many (delivery id, attempt, resulting state, next attempt at) in one commit."""
-        rows = list(rows)
+        rows = [(i, mask_attempt(a), state, at) for i, a, state, at in rows]
         with self.transaction():
             self.db.executemany(
                 _INSERT_ATTEMPT,

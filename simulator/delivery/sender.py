@@ -28,6 +28,7 @@ from d1sim.simulator.delivery.deadline import DeadlineTransport, deadline
 from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.redaction import mask_attempt, sender_secrets
 
 # Of an answer's body this much is read and kept; the rest is never read (the connection closes).
 BODY_CAP = 64 * 1024
@@ -169,7 +170,7 @@ class Poster:
         except Exception as exc:  # AuthError (its message hides secrets) or a bug
             error, failure = f"{type(exc).__name__}: {exc}", exc
         latency = (time.perf_counter() - begin) * 1000
-        attempt = Attempt(started, status, latency, content, error, warning)
+        attempt = mask_attempt(Attempt(started, status, latency, content, error, warning), sender_secrets(self.config))
         return Answer(attempt, retry_after, failure, refused)
 
     def _post(self, item: StoredDelivery) -> _Reply:

@@ -13,6 +13,8 @@ It is the example integrators read. What it does for every notification, in orde
 
 ``GET /cards/<cardId>`` is the state probe of docs/d1-produce.md section 7: 200 with the held state,
 or 404 when no *known* status was received for the card (also when only unknown ones were).
+The control routes (``/_receiver/stats``, ``/_receiver/reset``) take the same token as the
+webhook when auth is configured.
 
 Example::
 
@@ -200,8 +202,8 @@ class Receiver:
             self.store.count("faulted")
             return _error(fault, "failure injected by the receiver's knobs")
         if not self._authorized():
-            challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
-            return self._reject(401, "missing, wrong or expired bearer token", challenge)
+            self.store.count("rejected")
+            return self._unauthorized()
         return self._apply(request.get_data())
 
     def _apply(self, raw: bytes) -> Response:
@@ -222,6 +224,11 @@ class Receiver:
     ) -> Response:
         self.store.count("rejected")
         return _error(status, message, headers, **extra)
+
+    @staticmethod
+    def _unauthorized() -> Response:
+        challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        return _error(401, "missing, wrong or expired bearer token", challenge)
 
     def _authorized(self) -> bool:
         if not self.config.auth_required:
@@ -268,10 +275,14 @@ class Receiver:
 
     def stats(self) -> Response:
         """``GET /_receiver/stats``: request and state counters for tests and demos."""
+        if not self._authorized():
+            return self._unauthorized()
         return _json(self.store.stats())
 
     def reset(self) -> Response:
         """``POST /_receiver/reset``: forget cards, operations and counters; restart the knobs."""
+        if not self._authorized():
+            return self._unauthorized()
         self.store.reset()
         self.knobs.reset()
         return Response(status=204)

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from d1sim.simulator.delivery.engine import DeliveryEvent
+from d1sim.simulator.redaction import strip_userinfo
 from d1sim.simulator.replay.run import ScenarioRef, ScenarioResult
 from d1sim.simulator.reports.results import tally, write_json, write_junit
 
@@ -76,7 +77,7 @@ def print_results(results: list[ScenarioResult], console: Console | None = None)
 def report_document(args: argparse.Namespace, results: list[ScenarioResult]) -> dict[str, Any]:
     """The JSON report: the target, the seed, and per scenario its run and verdicts."""
     return {
-        "target": args.target,
+        "target": strip_userinfo(args.target),
         "seed": args.seed,
         "scenarios": [{
             "scenario": r.ref.scenario.name, "source": r.ref.ref, "run_id": r.run_id,

@@ -20,6 +20,7 @@ from typing import Any
 
 from d1sim.contracts.checks import CheckFailure, CheckOutcome, Exchange, registered
 from d1sim.contracts.checks.model import decode_body
+from d1sim.simulator.redaction import strip_userinfo
 
 MAX_BODY_LINES = 40
 MAX_REQUESTS = 8
@@ -116,7 +117,7 @@ def report_document(
     target: str, seed: int, outcomes: Iterable[CheckOutcome], **extra: Any
 ) -> dict[str, Any]:
     """The ``--report-json`` document: target, seed, settings, one entry per check."""
-    return {"target": target, "seed": seed, **extra, "checks": [_check_entry(o) for o in outcomes]}
+    return {"target": strip_userinfo(target), "seed": seed, **extra, "checks": [_check_entry(o) for o in outcomes]}
 
 
 def _check_entry(outcome: CheckOutcome) -> Mapping[str, Any]:

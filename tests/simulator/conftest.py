@@ -58,7 +58,9 @@ class ReceiverClient:
         return response.get_json() if response.status_code == 200 else None
 
     def stats(self) -> dict[str, int]:
-        return self.http.get("/_receiver/stats").get_json()
+        token = self.config.bearer_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return self.http.get("/_receiver/stats", headers=headers).get_json()
 
 
 @pytest.fixture

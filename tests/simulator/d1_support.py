@@ -56,6 +56,7 @@ class MockD1:
     server: D1Server | None
     http: httpx.Client
     tokens: dict[str, str] = field(default_factory=dict)
+    receiver_auth: dict[str, str] = field(default_factory=dict)  # for the receiver's control routes
 
     def register(self, issuer_id: str = ISSUER, **settings: Any) -> httpx.Response:
         body = {"webhookUrl": self.receiver_url + HOOK, "timeScale": 0, **settings}
@@ -122,7 +123,7 @@ class MockD1:
         return index if quiet and index["dispatcher"]["lanes"] == 0 else None
 
     def receiver_stats(self) -> dict[str, int]:
-        return httpx.get(f"{self.receiver_url}/_receiver/stats").json()
+        return httpx.get(f"{self.receiver_url}/_receiver/stats", headers=self.receiver_auth).json()
 
 
 @contextmanager
@@ -144,7 +145,22 @@ def mock_d1(
         url = stack.enter_context(running_server(create_app(server)))
         headers = {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
         http = stack.enter_context(httpx.Client(base_url=url, headers=headers, timeout=10))
-        yield MockD1(url, receiver_url, server, http)
+        yield MockD1(url, receiver_url, server, http, receiver_auth=control_auth(receiver_url, receiver))
+
+
+def control_auth(receiver_url: str, config: ReceiverConfig | None) -> dict[str, str]:
+    """The Authorization header a receiver with ``config`` wants on its control routes."""
+    if config is None or not config.auth_required:
+        return {}
+    token = config.bearer_token
+    if token is None:
+        answer = httpx.post(
+            receiver_url + "/authz/d1/v1/oauth2/token",
+            auth=(config.client_id or "", config.client_secret or ""),
+            data={"grant_type": "client_credentials"},
+        )
+        token = answer.json()["access_token"]
+    return {"Authorization": f"Bearer {token}"}
 
 
 def serve_command() -> list[str]:

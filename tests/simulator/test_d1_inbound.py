@@ -141,9 +141,20 @@ def test_bad_card_ids_are_a_format_error(d1: MockD1, card: str) -> None:
     assert_d1_error(d1.order(card), 400, "FIELD_INVALID_FORMAT", "cardId")
 
 
-def test_unknown_issuers_and_cards_are_404_and_bad_issuer_ids_400(d1: MockD1) -> None:
-    assert_d1_error(d1.http.post(order_url(issuer="ISSUER9999"), json=ORDER), 404, "ISSUER_NOT_FOUND")
-    assert_d1_error(d1.http.post(order_url(issuer="SHORT"), json=ORDER), 400, "FIELD_INVALID_FORMAT", "issuerId")
+def test_a_caller_without_credentials_learns_nothing_about_issuers(d1: MockD1) -> None:
+    known = d1.http.post(order_url(), json=ORDER)
+    for issuer in ("ISSUER9999", "SHORT"):
+        unknown = d1.http.post(order_url(issuer=issuer), json=ORDER)
+        assert_d1_error(unknown, 401, "AUTHORIZER_UNAUTHORIZED")
+        assert unknown.json() == known.json()
+        other = d1.http.post(order_url(issuer=issuer), json=ORDER, headers=d1.auth())
+        assert_d1_error(other, 401, "AUTHORIZER_UNAUTHORIZED")
+        assert other.json()["error"] == f"the token was not issued for issuer {issuer}"
+    poll = d1.http.get(f"{CARDS.format(issuer='ISSUER9999')}/c1/productionStatus")
+    assert_d1_error(poll, 401, "AUTHORIZER_UNAUTHORIZED")
+
+
+def test_unknown_cards_and_paths_are_404(d1: MockD1) -> None:
     assert_d1_error(d1.status("never-ordered"), 404, "CARD_NOT_FOUND", "cardId")
     assert_d1_error(d1.cancel("never-ordered"), 404, "CARD_NOT_FOUND", "cardId")
     assert_d1_error(d1.http.get("/banking/v1/nothing/here"), 404, "RESOURCE_NOT_FOUND")

@@ -246,8 +246,10 @@ def test_serve_subprocess_delivers_and_resumes_after_a_restart(tmp_path: Path) -
             answer = httpx.get(f"{receiver_url}/cards/card-z")
             return answer.json()["status"] if answer.status_code == 200 else None
 
-        wait_for(lambda: held() in ("DATA_PREPARED", "CARD_PROD_READY"), what="mid-lifecycle")
-        out, err = first.stop()
+        try:
+            wait_for(lambda: held() in ("DATA_PREPARED", "CARD_PROD_READY"), what="mid-lifecycle")
+        finally:  # a failed wait must not leave a server running after the test
+            out, err = first.stop()
         assert held() not in ("CARD_PROD_DONE", "CARD_SHIPPED"), "stopped too late to test a resume"
         assert "Traceback" not in err and "listening on" in out
         assert "hook-t0ken" not in out + err

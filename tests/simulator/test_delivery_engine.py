@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from d1sim.contracts.scenario.timeline import Delivery
-from d1sim.simulator.delivery import driver
 from d1sim.simulator.d1 import dispatcher
+from d1sim.simulator.delivery import driver
 from d1sim.simulator.delivery import engine as delivery
 from d1sim.simulator.delivery.outbox import Attempt, StoredDelivery
 from d1sim.simulator.delivery.retry import RetryPolicy, judge

@@ -437,7 +437,8 @@ def test_oauth_flow_and_concurrent_posts_over_http(start_receiver):
             pool.map(lambda body: client.post(running.webhook_url, json=body).status_code, bodies)
         )
     assert codes == {204}
-    stats = httpx.get(f"{running.url}/_receiver/stats").json()
+    assert httpx.get(f"{running.url}/_receiver/stats").status_code == 401
+    stats = httpx.get(f"{running.url}/_receiver/stats", headers=headers).json()
     assert (stats["posts"], stats["distinct_operations"], stats["cards"]) == (80, 80, 40)
     assert httpx.get(f"{running.url}/cards/card-39").json()["status"] == "DATA_PREPARED"
 
@@ -519,3 +520,33 @@ def test_command_serves_until_stopped(stop):
             proc.send_signal(stop)
         out, err = proc.communicate(timeout=10)
     assert proc.returncode == 0 and "stopped" in err and "tok" not in out
+
+
+@pytest.mark.parametrize("route", [("POST", "/_receiver/reset"), ("GET", "/_receiver/stats")])
+def test_control_routes_need_the_receivers_credentials_when_it_has_some(make_receiver, route):
+    receiver = make_receiver(bearer_token="s3cret")
+    assert receiver.notify(note(op("DATA_PREPARED", "card-1")), {"Authorization": "Bearer s3cret"}).status_code == 204
+    method, path = route
+    for headers in ({}, {"Authorization": "Bearer wrong"}):
+        answer = receiver.http.open(path, method=method, headers=headers)
+        assert answer.status_code == 401
+        assert "posts" not in answer.get_json()
+    assert receiver.probe("card-1") is not None, "a refused reset forgets nothing"
+    allowed = receiver.http.open(path, method=method, headers={"Authorization": "Bearer s3cret"})
+    assert allowed.status_code in (200, 204)
+
+
+def test_control_routes_stay_open_on_a_receiver_without_auth(receiver):
+    assert receiver.http.post("/_receiver/reset").status_code == 204
+
+
+@pytest.mark.parametrize(
+    "host, auth, warned",
+    [("0.0.0.0", {}, True), ("192.0.2.7", {}, True), ("127.0.0.1", {}, False), ("::1", {}, False),
+     ("0.0.0.0", {"bearer_token": "t"}, False), ("0.0.0.0", {"client_id": "c", "client_secret": "s"}, False)],
+)
+def test_an_unauthenticated_receiver_reachable_from_the_network_is_warned_about(host, auth, warned):
+    warning = receiver_command.exposure_warning(host, ReceiverConfig(**auth))
+    assert (warning is not None) == warned
+    if warned:
+        assert host in warning and "--bearer-token" in warning

@@ -37,7 +37,7 @@ def test_static_bearer_token(tmp_path: Path, start_receiver: Callable[..., Any])
     state = ["--state-url", receiver.url + "/cards/{cardId}"]
     assert replay(tmp_path, "--target", receiver.webhook_url, "--bearer-token", "s3cret-token", *state) == 0
     assert replay(tmp_path, "--target", receiver.webhook_url, "--bearer-token", "wrong", *state) == 1
-    stats = httpx.get(receiver.url + "/_receiver/stats").json()
+    stats = httpx.get(receiver.url + "/_receiver/stats", headers={"Authorization": "Bearer s3cret-token"}).json()
     assert stats["posts"] == 16 and stats["rejected"] == 8
 
 
