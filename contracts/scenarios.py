@@ -22,6 +22,8 @@ Example::
 
 from __future__ import annotations
 
+
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -33,6 +35,13 @@ from d1sim.contracts.durations import DurationError, parse_duration
 from d1sim.contracts.faults import Fault
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
 from d1sim.contracts.scenario_checks import scenario_problems
+from d1sim.contracts.scenario_limits import (
+    DEFAULT_LIMITS,
+    ScenarioLimits,
+    read_limited,
+    scan_yaml,
+    volume_problems,
+)
 from d1sim.contracts.scenario_schema import check_against_schema
 from d1sim.contracts.scenario_source import ScenarioError, did_you_mean, read_source
 
@@ -44,6 +53,7 @@ __all__ = [
     "Notice",
     "Scenario",
     "ScenarioError",
+    "ScenarioLimits",
     "Step",
     "bundled_scenarios",
     "load_bundled",
@@ -145,15 +155,16 @@ class Scenario:
 def unroll(steps: tuple[Step, ...], model: Lifecycle) -> tuple[Notice, ...]:
     """The notices of ``steps``: ``updates: N`` becomes N more notices, ``every`` apart."""
     notices: list[Notice] = []
+    seen: Counter[str] = Counter()  # notices so far per status: the next update's number
     offset = timedelta()
     for i, step in enumerate(steps):
         offset += step.after
+        repeats = _repeats(step, model)
         for extra in range(1 + step.updates):
             offset += step.every if extra else timedelta()
-            update = (
-                sum(1 for n in notices if n.status == step.status) if _repeats(step, model) else 0
-            )
+            update = seen[step.status] if repeats else 0
             notices.append(Notice(len(notices) + 1, step.status, offset, update, step, i))
+            seen[step.status] += 1
     return tuple(notices)
 
 
@@ -161,22 +172,28 @@ def _repeats(step: Step, model: Lifecycle) -> bool:
     return model.is_known(step.status) and model.states[step.status].repeatable
 
 
-def load_scenario_text(text: str, source: str = "<string>") -> Scenario:
+def load_scenario_text(
+    text: str, source: str = "<string>", limits: ScenarioLimits = DEFAULT_LIMITS
+) -> Scenario:
     """Parse and check a scenario document (YAML or JSON).
 
     Args:
         text: the document.
         source: a name for messages, usually the file path.
+        limits: how big the document and the run it asks for may be (checked first).
     Returns:
         The :class:`Scenario`.
     Raises:
         ScenarioError: with ``source``, ``line``, ``column``, ``path`` and a message that
             suggests the likely key or status when one is misspelt.
     """
+    scan_yaml(text, source, limits)
     doc = read_source(text, source)
     if not isinstance(doc.data, dict):
         raise doc.error((), "a scenario is a mapping with name, description, seed and steps")
     check_against_schema(doc)
+    for path, message in volume_problems(doc.data, limits):
+        raise doc.error(path, message)
     for path, message in _duration_problems(doc.data):
         raise doc.error(path, message)
     scenario = scenario_from_data(doc.data, source)
@@ -270,9 +287,16 @@ def _expect(raw: Mapping[str, Any]) -> Expectations:
     )
 
 
-def load_scenario_file(path: str | FilePath) -> Scenario:
-    """Read and check a scenario file (the file name is the error's source)."""
-    return load_scenario_text(FilePath(path).read_text(encoding="utf-8"), str(path))
+def load_scenario_file(path: str | FilePath, limits: ScenarioLimits = DEFAULT_LIMITS) -> Scenario:
+    """Read and check a scenario file (the file name is the error's source).
+
+    Raises:
+        ScenarioError: the file is not a regular file, is over the size limit, is not UTF-8,
+            or holds a scenario that does not pass :func:`load_scenario_text`.
+        OSError: the file cannot be opened.
+    """
+    text = read_limited(path, limits)
+    return load_scenario_text(text, str(path), limits)
 
 
 def _bundled_files() -> dict[str, Any]:
