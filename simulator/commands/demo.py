@@ -29,7 +29,7 @@ from d1sim.contracts.scenarios import bundled_scenarios
 from d1sim.contracts.validation import notification_validator
 from d1sim.simulator.auth import OAuth2ClientCredentials
 from d1sim.simulator.checker import as_cases, http_context, run_checks
-from d1sim.simulator.commands.options import positive
+from d1sim.simulator.commands.options import MAX_INT, integer
 from d1sim.simulator.delivery import SenderConfig
 from d1sim.simulator.demo_d1 import order_cards
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -55,9 +55,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output", default="d1sim-report", metavar="DIR",
                         help="where reports go (default: %(default)s; emptied first)")
     parser.add_argument("--scenarios", metavar="NAME,NAME", help="only these bundled scenarios")
-    parser.add_argument("--max-examples", type=positive(int), default=25, metavar="N",
+    parser.add_argument("--max-examples", type=integer(1, 100_000), default=25, metavar="N",
                         help="examples per receiver check (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="checks' seed (default: 0)")
+    parser.add_argument("--seed", type=integer(0, MAX_INT), default=0, metavar="N", help="checks' seed (default: 0)")
     parser.set_defaults(func=run_command)
 
 

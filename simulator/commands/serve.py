@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Any
 
-from d1sim.simulator.commands.options import positive
+from d1sim.simulator.commands.options import PORT, integer, jobs_type
 from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, create_app
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, ServerSettings, admin_token_for, load_config_file
 from d1sim.simulator.errors import EXIT_OK, UsageError
@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(
         "--port",
-        type=int,
+        type=integer(*PORT),
         default=8080,
         help="port to bind, 0 for any free one (default: %(default)s)",
     )
@@ -68,14 +68,14 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=positive(int),
+        type=integer(1, 256),
         default=8,
         metavar="N",
         help="concurrent webhook POSTs (default: %(default)s)",
     )
     parser.add_argument(
         "--plan-workers",
-        type=positive(int, strict=False),
+        type=jobs_type(minimum=0),
         default=1,
         metavar="N",
         help="processes that expand orders into lifecycles; 0 = in the server's process (default: %(default)s)",

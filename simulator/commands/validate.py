@@ -30,6 +30,7 @@ import orjson
 
 from d1sim.contracts.problems import Problem
 from d1sim.simulator import validate_run
+from d1sim.simulator.commands.options import jobs_type
 from d1sim.simulator.reader import expand_inputs
 from d1sim.simulator.validate_pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
 from d1sim.simulator.validate_run import Validation
@@ -93,19 +94,13 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--jobs",
-        type=_jobs,
+        type=jobs_type(),
         default=None,
         metavar="N",
         help="processes checking *.jsonl inputs, this one included; 1: no other (default: one "
         f"per CPU when the JSON Lines inputs total {PARALLEL_BYTES >> 20} MB or more, else 1)",
     )
     parser.set_defaults(func=run)
-
-
-def _jobs(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
-    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
