@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
-from d1sim.simulator.reader import Source
+from d1sim.simulator.reader import MAX_DOCUMENT, Source
 from d1sim.simulator.validate_chunks import Chunk, ChunkResult, check_chunk
 from d1sim.simulator.validate_workers import Worker, WorkerGone, start_workers
 
@@ -58,7 +58,9 @@ def auto_jobs(sources: Sequence[Source]) -> int:
     return min(cpus, MAX_AUTO_JOBS) if cpus > 1 and total >= PARALLEL_BYTES else 1
 
 
-def plan_chunks(sources: Sequence[Source], size: int | None = None) -> list[Chunk]:
+def plan_chunks(
+    sources: Sequence[Source], size: int | None = None, limit: int = MAX_DOCUMENT
+) -> list[Chunk]:
     """Byte ranges of every parallel source, in input order (an empty file is one range)."""
     size = size or CHUNK_BYTES
     chunks: list[Chunk] = []
@@ -74,7 +76,8 @@ def plan_chunks(sources: Sequence[Source], size: int | None = None) -> list[Chun
         ends: list[int | None] = [*starts[1:], None]
         for start, end in zip(starts, ends, strict=True):
             # Spans below len(sources) are the inputs themselves (see Validation).
-            chunks.append(Chunk(index, source.name, path, start, end, len(sources) + len(chunks)))
+            span = len(sources) + len(chunks)
+            chunks.append(Chunk(index, source.name, path, start, end, span, limit))
     return chunks
 
 

@@ -26,7 +26,15 @@ from d1sim.contracts.problems import Problem
 from d1sim.contracts.sequence import SequenceChecker
 from d1sim.contracts.validation import notification_validator
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError
-from d1sim.simulator.reader import BOM, Entry, Locator, NotJson, Source, read_source
+from d1sim.simulator.reader import (
+    BOM,
+    MAX_DOCUMENT,
+    Entry,
+    Locator,
+    NotJson,
+    Source,
+    read_source,
+)
 from d1sim.simulator.validate_chunks import (
     LINE_SPAN,
     Chunk,
@@ -51,8 +59,9 @@ class Validation:
         strict: bool = False,
         out: Callable[[str, int, Problem], None] | None = None,
         settle_every: int = SETTLE_EVERY,
+        limit: int = MAX_DOCUMENT,
     ) -> None:
-        self.sources = sources
+        self.sources, self.limit = sources, limit
         self.settle_every = settle_every
         self.validator = notification_validator(strict)
         self._is_valid = self.validator.is_valid
@@ -69,7 +78,7 @@ class Validation:
         """Check every document of one input; bad text is reported and skipped."""
         check = self.check_document
         try:
-            for entry in read_source(source):
+            for entry in read_source(source, limit=self.limit):
                 if type(entry) is tuple:
                     check(index, entry)
                 else:

@@ -30,8 +30,8 @@ import orjson
 
 from d1sim.contracts.problems import Problem
 from d1sim.simulator import validate_run
-from d1sim.simulator.commands.options import jobs_type
-from d1sim.simulator.reader import expand_inputs
+from d1sim.simulator.commands.options import MAX_INT, integer, jobs_type
+from d1sim.simulator.reader import MAX_DOCUMENT, expand_inputs
 from d1sim.simulator.validate_pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
 from d1sim.simulator.validate_run import Validation
 
@@ -100,6 +100,14 @@ def add_parser(subparsers: Any) -> None:
         help="processes checking *.jsonl inputs, this one included; 1: no other (default: one "
         f"per CPU when the JSON Lines inputs total {PARALLEL_BYTES >> 20} MB or more, else 1)",
     )
+    parser.add_argument(
+        "--max-document-size",
+        type=integer(1, MAX_INT),
+        default=MAX_DOCUMENT,
+        metavar="BYTES",
+        help="longest line or whole-file document read; a longer one is reported and skipped "
+        "(default: %(default)s, 16 MiB)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -107,9 +115,11 @@ def run(args: argparse.Namespace) -> int:
     """Validate every input named in ``args``; return the exit code."""
     sources = expand_inputs(args.paths)
     out = None if args.quiet else _writer(args.format)
-    validation = Validation(sources, strict=args.strict, out=out, settle_every=SETTLE_EVERY)
+    validation = Validation(
+        sources, strict=args.strict, out=out, settle_every=SETTLE_EVERY, limit=args.max_document_size
+    )
     jobs = args.jobs or auto_jobs(sources)
-    chunks = plan_chunks(sources) if jobs > 1 else []
+    chunks = plan_chunks(sources, limit=args.max_document_size) if jobs > 1 else []
     try:
         with ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline:
             for index, source in enumerate(sources):

@@ -176,7 +176,7 @@ def test_a_line_that_breaks_the_checker_fails_the_same_way_with_workers(
 
 
 def test_an_unreadable_json_lines_file_is_reported_once(capsys, monkeypatch, capture) -> None:
-    def deny(path, start, end):
+    def deny(path, start, end, limit):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(validate_chunks, "read_line_range", deny)
