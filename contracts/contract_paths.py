@@ -198,11 +198,11 @@ ADMIN_CALLS = (
     AdminCall("/cards", "get", "simCards", "Orders, newest first, with the status sent so far.",
               query=("issuerId", *PAGE)),
     AdminCall("/deliveries/{deliveryId}", "get", "simDelivery", "One delivery with its body and attempts."),
-    AdminCall("/deliveries/{deliveryId}/resend", "post", "simResend", "Send one delivery again now."),
+    AdminCall("/deliveries/{deliveryId}/resend", "post", "simResend", "Send one delivery again now.", "202"),
     AdminCall("/deliveries/recover", "post", "simRecover", "Send again every dead delivery last tried since then.",
-              body=obj(since={"type": ["string", "number"]}, issuerId=TEXT)),
+              "202", body=obj(since={"type": ["string", "number"]}, issuerId=TEXT)),
     AdminCall("/deliveries/replay", "post", "simReplay", "Send again now everything never delivered.",
-              body=obj(issuerId=TEXT)),
+              "202", body=obj(issuerId=TEXT)),
 )
 ADMIN_PARAMS: dict[str, dict[str, Any]] = {
     "issuerId": {"type": "string"},
@@ -224,6 +224,16 @@ PROBLEM = {
 }
 
 
+START_RUN_PROBLEMS = {
+    status: answer(text, ref("Problem"), "application/problem+json")
+    for status, text in (
+        ("413", "The upload is larger than the server takes."),
+        ("422", "The scenario is over the upload limits, or takes too long to plan."),
+        ("429", "Every planning slot is taken; try again after Retry-After seconds."),
+    )
+}
+
+
 def admin_operation(call: AdminCall) -> dict[str, Any]:
     """One ``/_sim`` operation: parameters, body, success and problem+json answers."""
     names = [part[1:-1] for part in call.path.split("/") if part.startswith("{")]
@@ -242,6 +252,8 @@ def admin_operation(call: AdminCall) -> dict[str, Any]:
     }
     if call.op_id == "simPutIssuer":
         operation["responses"]["201"] = answer("Registered.", {"type": "object"})
+    if call.op_id == "simStartRun":
+        operation["responses"].update(START_RUN_PROBLEMS)
     if call.body is not None:
         media = json_body(call.body)["content"]
         if call.op_id == "simStartRun":

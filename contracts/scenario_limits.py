@@ -12,7 +12,7 @@ Example::
     >>> scan_yaml("a: [[[1]]]", "x.yaml", ScenarioLimits(max_depth=3))
     Traceback (most recent call last):
     ...
-    d1sim.contracts.scenario_source.ScenarioError: x.yaml:1:6: nesting deeper than 3 levels
+    d1sim.contracts.scenario_limits.ScenarioTooLarge: x.yaml:1:6: nesting deeper than 3 levels
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ from typing import Any
 import yaml
 
 from d1sim.contracts.scenario_source import Path, ScenarioError
+
+
+class ScenarioTooLarge(ScenarioError):
+    """A scenario over one of the :class:`ScenarioLimits` (a server answers 422, not 400)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +50,7 @@ DEFAULT_LIMITS = ScenarioLimits()
 def check_size(size: int, source: str, limits: ScenarioLimits) -> None:
     """Refuse a document of ``size`` bytes when it is over the limit."""
     if size > limits.max_bytes:
-        raise ScenarioError(
+        raise ScenarioTooLarge(
             f"the scenario is {size:,} bytes; a scenario is at most {limits.max_bytes:,} bytes",
             source=source, line=1, column=1,
         )
@@ -131,7 +135,7 @@ def _line_of(text: str, position: int) -> tuple[int, int]:
 
 def _at(event: yaml.Event, source: str, message: str) -> ScenarioError:
     mark = event.start_mark
-    return ScenarioError(message, source=source, line=mark.line + 1, column=mark.column + 1)
+    return ScenarioTooLarge(message, source=source, line=mark.line + 1, column=mark.column + 1)
 
 
 def volume_problems(data: Mapping[str, Any], limits: ScenarioLimits) -> Iterator[tuple[Path, str]]:

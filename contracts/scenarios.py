@@ -38,6 +38,7 @@ from d1sim.contracts.scenario_checks import scenario_problems
 from d1sim.contracts.scenario_limits import (
     DEFAULT_LIMITS,
     ScenarioLimits,
+    ScenarioTooLarge,
     read_limited,
     scan_yaml,
     volume_problems,
@@ -54,6 +55,7 @@ __all__ = [
     "Scenario",
     "ScenarioError",
     "ScenarioLimits",
+    "ScenarioTooLarge",
     "Step",
     "bundled_scenarios",
     "load_bundled",
@@ -193,7 +195,9 @@ def load_scenario_text(
         raise doc.error((), "a scenario is a mapping with name, description, seed and steps")
     check_against_schema(doc)
     for path, message in volume_problems(doc.data, limits):
-        raise doc.error(path, message)
+        error = doc.error(path, message)
+        raise ScenarioTooLarge(error.message, source=error.source, line=error.line,
+                               column=error.column, path=error.path)
     for path, message in _duration_problems(doc.data):
         raise doc.error(path, message)
     scenario = scenario_from_data(doc.data, source)

@@ -80,6 +80,11 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="processes that expand orders into lifecycles; 0 = in the server's process (default: %(default)s)",
     )
+    parser.add_argument(
+        "--loopback-webhooks",
+        action="store_true",
+        help="refuse webhook and token URLs that leave this machine (for fuzzing or shared CI)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -89,7 +94,13 @@ def build_server(args: argparse.Namespace) -> D1Server:
         raise UsageError(f"--port must be between 0 and 65535, got {args.port}")
     token = admin_token_for(args.host, args.admin_token)
     issuers = load_config_file(args.config) if args.config else []
-    settings = ServerSettings(db_path=args.db, admin_token=token, workers=args.workers, plan_workers=args.plan_workers)
+    settings = ServerSettings(
+        db_path=args.db,
+        admin_token=token,
+        workers=args.workers,
+        plan_workers=args.plan_workers,
+        loopback_webhooks=args.loopback_webhooks,
+    )
     try:
         return D1Server(settings, issuers)
     except UsageError as exc:

@@ -24,7 +24,7 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from d1sim.simulator.d1.config import IssuerSettings, ServerSettings
+from d1sim.simulator.d1.config import IssuerSettings, ServerSettings, refuse_remote_urls
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.planner import Planner
@@ -88,7 +88,14 @@ class D1Server:
             self.stop()
 
     def register(self, raw: Mapping[str, Any]) -> tuple[IssuerSettings, bool]:
-        """Register or update an issuer (and its inbound ``clients``); True when new."""
+        """Register or update an issuer (and its inbound ``clients``); True when new.
+
+        Raises:
+            UsageError: settings that do not check, or (with ``loopback_webhooks``) a webhook
+                or token URL that leaves this machine.
+        """
+        if self.settings.loopback_webhooks:
+            refuse_remote_urls(raw)
         settings, created = self.issuers.put(raw)
         for client in raw.get("clients") or ():
             self.store.add_client(settings.issuer_id, client["clientId"], client["clientSecret"])
@@ -152,8 +159,14 @@ def _http_error(exc: HTTPException) -> Response:
             404: "RESOURCE_NOT_FOUND",
             413: "PAYLOAD_TOO_LARGE",
         }.get(status, "REQUEST_REJECTED")
-        return d1_error(status, code, exc.name, exc.description)
-    return problem(status, exc.name, exc.description or exc.name)
+        answer = d1_error(status, code, exc.name, exc.description)
+    else:
+        answer = problem(status, exc.name, exc.description or exc.name)
+    # Keep what the error says beyond its body: Allow on a 405 (RFC 9110 requires it).
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            answer.headers[name] = value
+    return answer
 
 
 def _unexpected(exc: Exception) -> Response:

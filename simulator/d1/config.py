@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from urllib.parse import urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
@@ -250,6 +251,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def refuse_remote_urls(raw: Any) -> None:
+    """Raise :class:`SettingsError` when a webhook or token URL in ``raw`` leaves this machine.
+
+    For a server whose issuers come from an untrusted source (a fuzzer, a shared CI runner):
+    its webhooks can then reach only loopback addresses.
+    """
+    if not isinstance(raw, Mapping):
+        return
+    auth = raw.get("auth")
+    urls = [("webhookUrl", raw.get("webhookUrl"))]
+    urls += [("auth.tokenUrl", auth.get("tokenUrl"))] if isinstance(auth, Mapping) else []
+    for field, value in urls:
+        if value is None:
+            continue
+        try:
+            host = urlsplit(str(value)).hostname or ""
+        except ValueError as exc:
+            raise SettingsError(field, f"not a usable URL ({exc})") from None
+        if not is_loopback(host):
+            raise SettingsError(field, f"this server only sends to loopback addresses, not {host!r} "
+                                "(it runs with loopback_webhooks)")
+
+
 def admin_token_for(host: str, given: str | None, env: Mapping[str, str] = os.environ) -> str | None:
     """The admin token to require, or None (loopback without one).
 
@@ -277,6 +301,9 @@ class ServerSettings:
     order_limit: int = ORDER_BODY_LIMIT
     batch_limit: int = BATCH_BODY_LIMIT
     token_ttl: float = 900.0
+    plan_slots: int = 2  # admin-started runs planned at once (see uploads.PlanningBudget)
+    plan_seconds: float = 10.0
+    loopback_webhooks: bool = False  # refuse webhook and token URLs off this machine
 
     def __repr__(self) -> str:
         return f"ServerSettings(db_path={self.db_path!r}, workers={self.workers})"
