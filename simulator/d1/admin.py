@@ -23,7 +23,7 @@ from d1sim.contracts.scenario_source import ScenarioError
 from d1sim.contracts.expansion import planned_deliveries
 from d1sim.contracts.scenarios import Scenario, ScenarioTooLarge, load_scenario_text
 from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, json_response, problem
-from d1sim.simulator.d1.config import IssuerSettings, bundled, bundled_names
+from d1sim.simulator.d1.config import IssuerSettings, RemoteUrlRefused, bundled, bundled_names
 from d1sim.simulator.d1.orders import start_time, store_run
 from d1sim.simulator.d1.uploads import UPLOAD_LIMITS, BudgetFull, OverTime, PlanningBudget
 from d1sim.simulator.errors import UsageError
@@ -121,8 +121,13 @@ class Admin:
         body = body_json(optional=False)
         if body.get("issuerId", issuer_id) != issuer_id:
             raise AdminError(400, "Bad request", "issuerId in the body differs from the path")
+        if "webhookUrl" not in body and self.server.issuers.get(issuer_id) is None:
+            raise AdminError(404, "Not found", f"no issuer {issuer_id} to update; registering "
+                             "one needs webhookUrl")
         try:
             settings, created = self.server.register({**body, "issuerId": issuer_id})
+        except RemoteUrlRefused as exc:
+            raise AdminError(403, "Forbidden", str(exc)) from None
         except UsageError as exc:
             raise AdminError(400, "Invalid issuer settings", str(exc)) from None
         return json_response(self.view(settings), 201 if created else 200)

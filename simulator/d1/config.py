@@ -61,6 +61,10 @@ class SettingsError(UsageError):
         self.field = field
 
 
+class RemoteUrlRefused(SettingsError):
+    """A URL off this machine, on a server that sends only to loopback (403: policy, not syntax)."""
+
+
 @cache
 def bundled_names() -> tuple[str, ...]:
     """The bundled scenarios' names (read once: loading them all takes milliseconds)."""
@@ -270,7 +274,7 @@ def refuse_remote_urls(raw: Any) -> None:
         except ValueError as exc:
             raise SettingsError(field, f"not a usable URL ({exc})") from None
         if not is_loopback(host):
-            raise SettingsError(field, f"this server only sends to loopback addresses, not {host!r} "
+            raise RemoteUrlRefused(field, f"this server only sends to loopback addresses, not {host!r} "
                                 "(it runs with loopback_webhooks)")
 
 
