@@ -204,7 +204,7 @@ ADMIN_CALLS = (
               "201", obj(clientId=TEXT)),
     AdminCall("/issuers/{issuerId}/pause", "post", "simPause", "Stop the issuer's clock and deliveries."),
     AdminCall("/issuers/{issuerId}/resume", "post", "simResume", "Restart the issuer's clock and deliveries."),
-    AdminCall("/issuers/{issuerId}/runs", "post", "simStartRun", "Start a bundled or uploaded scenario.",
+    AdminCall("/issuers/{issuerId}/runs", "post", "simStartRun", "Start a bundled or uploaded scenario (no body: the issuer's defaultScenario).",
               "201", obj(scenario=TEXT, seed={"type": "integer"}, yaml=TEXT)),
     AdminCall("/clock/advance", "post", "simAdvance", "Move every issuer's clock, or one's, forward.",
               body={**obj(by=SHORT_DURATION, issuerId=TEXT), "required": ["by"]}),

@@ -189,7 +189,7 @@ class Admin:
         settings = issuer_or_404(self.server, issuer_id)
         try:
             with self.budget.slot():
-                scenario, seed = self._scenario()
+                scenario, seed = self._scenario(settings.default_scenario)
                 if scenario.cards.total > MAX_SCENARIO_CARDS:
                     raise AdminError(422, "Scenario too large", f"at most {MAX_SCENARIO_CARDS} cards")
                 run_id, start = self._plan(settings, scenario, seed)
@@ -221,18 +221,18 @@ class Admin:
         run_id = store_run(self.server.outbox, scenario.name, settings.target, options, deliveries)
         return run_id, start
 
-    def _scenario(self) -> tuple[Scenario, int]:
+    def _scenario(self, default: str) -> tuple[Scenario, int]:
         if "yaml" in (request.mimetype or ""):
             text: Any = request.get_data(as_text=True)
             body: dict[str, Any] = {}
         else:
-            body = body_json(optional=False)
+            body = body_json()  # no body: the issuer's defaultScenario
             text = body.get("yaml")
         try:
             if isinstance(text, str):
                 scenario = load_scenario_text(text, "uploaded scenario", UPLOAD_LIMITS)
             else:
-                scenario = bundled(str(body.get("scenario")))
+                scenario = bundled(str(body.get("scenario", default)))
         except ScenarioTooLarge as exc:
             raise AdminError(422, "Scenario too large", str(exc)) from None
         except ScenarioError as exc:
