@@ -69,7 +69,8 @@ def is_problem(answer: httpx.Response, status: int) -> bool:
         ("POST", RUNS, {"yaml": "name: " + "[" * 50_000 + "]" * 50_000}, 422),
         ("POST", RUNS, {"yaml": SHIPPED.format(cards=1, updates=100_000_000)}, 400),
         ("POST", RUNS, {"yaml": SHIPPED.format(cards=1, updates=30_000)}, 422),
-        ("PUT", "/_sim/issuers/ISSUER0002", {"webhookUrl": "http://192.0.2.1/h"}, 400),
+        ("PUT", "/_sim/issuers/ISSUER0002", {"webhookUrl": "http://192.0.2.1/h"}, 403),
+        ("PUT", "/_sim/issuers/ISSUER0002", {"timeScale": 0}, 404),
         ("PUT", "/_sim/issuers/ISSUER0002", {"webhookUrl": "http://[::1"}, 400),
         ("DELETE", RUNS, None, 405),
     ],
@@ -86,6 +87,11 @@ def test_a_yaml_upload_with_a_control_character_names_its_line(admin) -> None:
     assert "uploaded scenario:2:15: not valid YAML: character 0x0007" in answer.json()["detail"]
 
 
+def test_a_run_with_no_body_is_the_issuers_default_scenario(admin) -> None:
+    answer = admin.post(RUNS)
+    assert answer.status_code == 201 and answer.json()["scenario"] == "happy-path"
+
+
 def test_a_405_says_which_methods_are_allowed(admin) -> None:
     answer = admin.delete(RUNS)
     assert answer.status_code == 405
@@ -97,7 +103,7 @@ def test_webhooks_off_this_machine_are_refused_when_restricted(admin) -> None:
         "webhookUrl": "http://127.0.0.1:9/h",
         "auth": {"type": "oauth2", "tokenUrl": "https://idp.example/token", "clientId": "c",
                  "clientSecret": "s"}})
-    assert is_problem(answer, 400)
+    assert is_problem(answer, 403)
     assert "auth.tokenUrl: this server only sends to loopback addresses" in answer.json()["detail"]
     ok = admin.put("/_sim/issuers/ISSUER0002", json={"webhookUrl": "http://localhost:9/h"})
     assert ok.status_code == 201
