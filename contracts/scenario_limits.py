@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import os
 import stat
-
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
-
 from d1sim.contracts.scenario_source import Path, ScenarioError
 
 

@@ -19,7 +19,6 @@ from datetime import date, datetime
 from typing import Any
 
 import yaml
-
 from d1sim.contracts.factory import format_time
 
 PathPart = str | int

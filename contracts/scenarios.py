@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field

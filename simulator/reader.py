@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import orjson
-
 from d1sim.simulator.errors import InputError
 
 Mode = Literal["lines", "document", "sniff"]

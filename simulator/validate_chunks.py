@@ -30,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from d1sim.contracts.problems import Problem
 from d1sim.contracts.sequence import Examined, SequenceChecker
 from d1sim.contracts.validation import NotificationValidator, notification_validator

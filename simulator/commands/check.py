@@ -59,7 +59,8 @@ examples:
 RUN_OPTIONS: tuple[tuple[str, Any, Any, str, str], ...] = (
     ("--max-examples", integer(1, 100_000), DEFAULT_MAX_EXAMPLES, "N", "examples per check (default: %(default)s)"),
     ("--seed", integer(0, MAX_INT), 0, "N", "random seed; the same seed replays the same examples (default: 0)"),
-    ("--timeout", number(0, MAX_SECONDS, above=True), 10.0, "S", "seconds D1 waits for an answer (default: %(default)g)"),
+    ("--timeout", number(0, MAX_SECONDS, above=True), 10.0, "S",
+     "seconds D1 waits for an answer (default: %(default)g)"),
     ("--max-batch", integer(1, 10_000), 10, "N", "most operations per POST agreed at onboarding (default: 10)"),
     ("--issuer-id", str, "ISSUER0001", "ID", "the 10-character issuer id in the path"),
 )

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from d1sim.contracts.contract_docs import build_asyncapi, build_openapi
 from d1sim.simulator.errors import EXIT_OK, UsageError
 

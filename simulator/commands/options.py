@@ -6,9 +6,8 @@ import argparse
 import math
 import os
 from collections.abc import Callable
-from urllib.parse import urlsplit
-
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from d1sim.simulator.errors import UsageError
 

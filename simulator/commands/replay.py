@@ -14,12 +14,12 @@ from typing import Any
 
 from d1sim.contracts.scenarios import bundled_scenarios
 from d1sim.simulator.commands.options import (
+    MAX_INT,
+    MAX_SECONDS,
     SIGN_ENV,
     add_auth_options,
     add_tls_options,
     build_auth,
-    MAX_INT,
-    MAX_SECONDS,
     check_files,
     integer,
     number,

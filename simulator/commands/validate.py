@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-
 from d1sim.contracts.problems import Problem
 from d1sim.simulator import validate_run
 from d1sim.simulator.commands.options import MAX_INT, integer, jobs_type

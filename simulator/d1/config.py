@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from urllib.parse import urlsplit
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
-from jsonschema.exceptions import best_match
-
 from d1sim.contracts.documents import load_document
 from d1sim.contracts.inbound import field_name
 from d1sim.contracts.scenarios import Scenario, bundled_scenarios, load_bundled
@@ -35,6 +33,7 @@ from d1sim.simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBe
 from d1sim.simulator.delivery import SenderConfig
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.retry import RetryPolicy
+from jsonschema.exceptions import best_match
 
 ADMIN_TOKEN_ENV = "D1SIM_ADMIN_TOKEN"
 ISSUER_SCHEMA = "sim-issuer.schema.json"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
 from d1sim.simulator.d1.uploads import UPLOAD_LIMITS
@@ -115,10 +114,11 @@ def test_nine_heavy_uploads_leave_the_server_answering(tmp_path: Path) -> None:
     heavy = SHIPPED.format(cards=UPLOAD_LIMITS.max_notifications // 996, updates=990)
     for http in serve(tmp_path, plan_slots=2, plan_seconds=0.2):
         answers: list[httpx.Response] = []
-        uploads = [
-            threading.Thread(target=lambda: answers.append(http.post(RUNS, json={"yaml": heavy})))
-            for _ in range(9)
-        ]
+
+        def upload(http: httpx.Client = http, answers: list[httpx.Response] = answers) -> None:
+            answers.append(http.post(RUNS, json={"yaml": heavy}))
+
+        uploads = [threading.Thread(target=upload) for _ in range(9)]
         for thread in uploads:
             thread.start()
         began = time.monotonic()

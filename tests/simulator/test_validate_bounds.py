@@ -8,7 +8,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from d1sim.simulator import cli
 from d1sim.simulator.reader import Source, read_line_range, read_source
 
