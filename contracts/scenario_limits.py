@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml
-from d1sim.contracts.scenario_source import Path, ScenarioError
+
+from d1sim.contracts.scenario.source import Path, ScenarioError
 
 
 class ScenarioTooLarge(ScenarioError):

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:  # the auth module pulls in httpx, which `d1sim validate` does without
-    from d1sim.simulator.auth import Auth
+    from d1sim.simulator.delivery.auth import Auth
 
 # Secrets may come from the environment: they stay out of shell history and process lists.
 BEARER_ENV = "D1SIM_BEARER_TOKEN"
@@ -45,7 +45,7 @@ def add_auth_options(parser: argparse.ArgumentParser) -> None:
 
 def build_auth(args: argparse.Namespace) -> Auth:
     """The auth mode D1 uses for this receiver, from the options."""
-    from d1sim.simulator.auth import NoAuth, OAuth2ClientCredentials, StaticBearer
+    from d1sim.simulator.delivery.auth import NoAuth, OAuth2ClientCredentials, StaticBearer
 
     # The environment is read here, not as an option default, so that it is read at run time.
     if args.oauth_token_url:

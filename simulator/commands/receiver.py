@@ -8,7 +8,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from d1sim.simulator.commands.options import (
+from d1sim.simulator.cli.options import (
     HTTP_STATUS,
     MAX_INT,
     MAX_SECONDS,
@@ -17,7 +17,7 @@ from d1sim.simulator.commands.options import (
     number,
 )
 from d1sim.simulator.errors import EXIT_OK, UsageError
-from d1sim.simulator.receiver import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
+from d1sim.simulator.receiver.app import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
 from d1sim.simulator.servers import serve
 
 # Secrets may come from the environment so they stay out of the shell history and `ps`.

@@ -10,7 +10,7 @@ import json
 import os
 from typing import Any
 
-from d1sim.simulator.commands.options import (
+from d1sim.simulator.cli.options import (
     MAX_INT,
     MAX_SECONDS,
     add_auth_options,
@@ -21,9 +21,9 @@ from d1sim.simulator.commands.options import (
     number,
     url,
 )
-from d1sim.simulator.delivery import SenderConfig, resend
+from d1sim.simulator.delivery.engine import SenderConfig, resend
+from d1sim.simulator.delivery.outbox import DEFAULT_PATH, STATES, Outbox, StoredDelivery
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
-from d1sim.simulator.outbox import DEFAULT_PATH, STATES, Outbox, StoredDelivery
 
 
 def add_parser(subparsers: Any) -> None:

@@ -16,16 +16,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from d1sim.contracts.durations import DurationError, parse_duration
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.scenario_source import ScenarioError
-from d1sim.contracts.scenarios import Scenario, ScenarioTooLarge, load_scenario_text
+from flask import Flask, Response, request
+
+from d1sim.contracts.scenario.durations import DurationError, parse_duration
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import Scenario, ScenarioTooLarge, load_scenario_text
+from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, json_response, problem
 from d1sim.simulator.d1.config import IssuerSettings, RemoteUrlRefused, bundled, bundled_names
 from d1sim.simulator.d1.orders import start_time, store_run
 from d1sim.simulator.d1.uploads import UPLOAD_LIMITS, BudgetFull, OverTime, PlanningBudget
 from d1sim.simulator.errors import UsageError
-from flask import Flask, Response, request
 
 MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
 MAX_SEED = MAX_ID = 2**63 - 1  # what SQLite stores

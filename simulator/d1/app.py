@@ -21,14 +21,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
 from d1sim.simulator.d1.config import IssuerSettings, ServerSettings, refuse_remote_urls
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.planner import Planner
 from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import Store, digest
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger("d1sim.serve")
 BANKING = "/banking/v1"
@@ -178,7 +179,7 @@ def _unexpected(exc: Exception) -> Response:
 
 def _openapi() -> Response:
     """``GET /openapi.json``: the OpenAPI document of everything this server answers."""
-    from d1sim.contracts.contract_docs import build_openapi
+    from d1sim.contracts.openapi.documents import build_openapi
 
     return json_response(build_openapi(server_paths=True))
 

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from d1sim.contracts.scenarios import (
+
+from d1sim.contracts.scenario.loading import (
     ScenarioError,
     ScenarioLimits,
     load_scenario_file,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
 from d1sim.simulator.d1.uploads import UPLOAD_LIMITS

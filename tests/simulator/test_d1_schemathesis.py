@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import schemathesis
-from d1sim.simulator.d1.app import D1Server, create_app
-from d1sim.simulator.d1.config import ServerSettings
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
+
+from d1sim.simulator.d1.app import D1Server, create_app
+from d1sim.simulator.d1.config import ServerSettings
 
 MAX_EXAMPLES = int(os.environ.get("D1SIM_SCHEMATHESIS_EXAMPLES", "8"))
 # Known gaps: a schema cannot say everything these check, so a schema-valid body may still get

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from d1sim.contracts.scenarios import ScenarioError, load_scenario_text
-from d1sim.simulator import cli
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from d1sim.contracts.scenario.loading import ScenarioError, load_scenario_text
+from d1sim.simulator.cli import dispatch as cli
 
 SCENARIOS = Path(__file__).parents[2] / "scenarios"
 BUNDLED = [p.read_text(encoding="utf-8") for p in sorted(SCENARIOS.glob("*.yaml"))]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from d1sim.simulator import cli
-from d1sim.simulator.reader import Source, read_line_range, read_source
+
+from d1sim.simulator.cli import dispatch as cli
+from d1sim.simulator.validate.reader import Source, read_line_range, read_source
 
 SEED = Path(__file__).parents[1] / "data" / "seed" / "data-prepared.json"
 LIMIT = 1000

@@ -74,7 +74,7 @@ def known_scenarios() -> list[str]:
 
 
 def scenario_outcome(text: str) -> Outcome:
-    from d1sim.contracts.scenarios import ScenarioError, load_scenario_text
+    from d1sim.contracts.scenario.loading import ScenarioError, load_scenario_text
 
     try:
         load_scenario_text(text, "soak.yaml")
@@ -103,7 +103,7 @@ HOSTILE_VALUES = ["nan", "inf", "-inf", "1e300", str(10**23), "10^23", "100000",
 
 
 def command_lines() -> Iterator[list[str]]:
-    from d1sim.simulator import cli
+    from d1sim.simulator.cli import dispatch as cli
 
     for command in sorted(set(cli.COMMANDS)):
         parser = cli.build_parser([command])._subparsers._group_actions[0].choices[command]  # type: ignore[union-attr]
@@ -115,7 +115,7 @@ def command_lines() -> Iterator[list[str]]:
 
 
 def argv_outcome(argv: list[str]) -> Outcome:
-    from d1sim.simulator import cli
+    from d1sim.simulator.cli import dispatch as cli
 
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
@@ -146,7 +146,7 @@ def validate_inputs(folder: Path, rng: random.Random, count: int) -> Iterator[Pa
 
 
 def validate_outcome(path: Path | str) -> Outcome:
-    from d1sim.simulator import cli
+    from d1sim.simulator.cli import dispatch as cli
 
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
@@ -214,6 +214,7 @@ def schemathesis_campaign(folder: Path, examples: int) -> tuple[int, list[str]]:
     server = st_test.fuzzed_server(folder / "st.db")
     cases = Counter[str]()
     import schemathesis
+
     from d1sim.simulator.d1.app import create_app
 
     original = schemathesis.Case.call_and_validate
