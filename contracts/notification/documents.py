@@ -16,6 +16,8 @@ Example::
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Hashable
 from functools import cache
 from importlib import metadata, resources
@@ -67,6 +69,23 @@ def package_version() -> str:
         return metadata.version("d1sim")
     except metadata.PackageNotFoundError:
         return "0.0.0"
+
+
+class NotARegularFile(OSError):
+    """A path names a FIFO, a socket or a device: reading it could block or never end."""
+
+
+def read_regular_file(path: str | os.PathLike[str], most: int) -> bytes:
+    """At most ``most`` bytes of a regular file; opened non-blocking so a FIFO never waits.
+
+    Raises:
+        NotARegularFile: a FIFO, socket or device.
+        OSError: the file cannot be opened.
+    """
+    with os.fdopen(os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as file:
+        if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            raise NotARegularFile(str(path))
+        return file.read(most)
 
 
 def read_text_file(path: str | Path) -> str:

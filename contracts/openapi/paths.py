@@ -177,6 +177,23 @@ def obj(**properties: Any) -> dict[str, Any]:
 
 
 TEXT, PAGE = {"type": "string"}, ("limit", "offset")
+# What the clock can surely be moved by (the server takes any duration up to 3650 days).
+SHORT_DURATION = {
+    "anyOf": [
+        {"type": "number", "minimum": 0, "maximum": 315_360_000},
+        {"type": "string", "pattern": "^(?:[0-9]{1,3}[dhm]|[0-9]{1,6}(?:s|ms))$"},
+    ],
+    "description": "90s, 4h, 2d, 500ms or seconds; at most 3650 days",
+}
+DELIVERY_STATES = ["pending", "delivered", "dead"]  # the outbox's states
+SINCE = {
+    "anyOf": [
+        {"type": "number", "minimum": -1e12, "maximum": 1e12, "description": "Unix seconds"},
+        {"type": "string", "format": "date-time"},
+        SHORT_DURATION["anyOf"][1],
+    ],
+    "description": "an ISO 8601 time, a duration ago (2h), or Unix seconds",
+}
 ADMIN_CALLS = (
     AdminCall("", "get", "simIndex", "Issuers, scenarios, planning backlog, dispatcher counters."),
     AdminCall("/scenarios", "get", "simScenarios", "The bundled scenarios."),
@@ -188,10 +205,11 @@ ADMIN_CALLS = (
               "201", obj(clientId=TEXT)),
     AdminCall("/issuers/{issuerId}/pause", "post", "simPause", "Stop the issuer's clock and deliveries."),
     AdminCall("/issuers/{issuerId}/resume", "post", "simResume", "Restart the issuer's clock and deliveries."),
-    AdminCall("/issuers/{issuerId}/runs", "post", "simStartRun", "Start a bundled or uploaded scenario.",
+    AdminCall("/issuers/{issuerId}/runs", "post", "simStartRun",
+              "Start a bundled or uploaded scenario (no body: the issuer's defaultScenario).",
               "201", obj(scenario=TEXT, seed={"type": "integer"}, yaml=TEXT)),
     AdminCall("/clock/advance", "post", "simAdvance", "Move every issuer's clock, or one's, forward.",
-              body={**obj(by=TEXT, issuerId=TEXT), "required": ["by"]}),
+              body={**obj(by=SHORT_DURATION, issuerId=TEXT), "required": ["by"]}),
     AdminCall("/runs", "get", "simRuns", "Runs with delivery counts, newest first.", query=("issuerId", *PAGE)),
     AdminCall("/runs/{runId}", "get", "simRun", "One run."),
     AdminCall("/runs/{runId}/deliveries", "get", "simRunDeliveries", "A run's deliveries.",
@@ -199,19 +217,19 @@ ADMIN_CALLS = (
     AdminCall("/cards", "get", "simCards", "Orders, newest first, with the status sent so far.",
               query=("issuerId", *PAGE)),
     AdminCall("/deliveries/{deliveryId}", "get", "simDelivery", "One delivery with its body and attempts."),
-    AdminCall("/deliveries/{deliveryId}/resend", "post", "simResend", "Send one delivery again now."),
+    AdminCall("/deliveries/{deliveryId}/resend", "post", "simResend", "Send one delivery again now.", "202"),
     AdminCall("/deliveries/recover", "post", "simRecover", "Send again every dead delivery last tried since then.",
-              body=obj(since={"type": ["string", "number"]}, issuerId=TEXT)),
+              "202", body=obj(since=SINCE, issuerId=TEXT)),
     AdminCall("/deliveries/replay", "post", "simReplay", "Send again now everything never delivered.",
-              body=obj(issuerId=TEXT)),
+              "202", body=obj(issuerId=TEXT)),
 )
 ADMIN_PARAMS: dict[str, dict[str, Any]] = {
-    "issuerId": {"type": "string"},
+    "issuerId": {"type": "string", "minLength": 10, "maxLength": 10},
     "runId": {"type": "string"},
     "deliveryId": {"type": "integer"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-    "offset": {"type": "integer", "minimum": 0},
-    "state": {"type": "string"},
+    "offset": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+    "state": {"enum": DELIVERY_STATES},
 }
 PROBLEM = {
     "type": "object",
@@ -225,12 +243,27 @@ PROBLEM = {
 }
 
 
+START_RUN_PROBLEMS = {
+    status: answer(text, ref("Problem"), "application/problem+json")
+    for status, text in (
+        ("413", "The upload is larger than the server takes."),
+        ("422", "The scenario is over the upload limits, or takes too long to plan."),
+        ("429", "Every planning slot is taken; try again after Retry-After seconds."),
+    )
+}
+
+
 def admin_operation(call: AdminCall) -> dict[str, Any]:
     """One ``/_sim`` operation: parameters, body, success and problem+json answers."""
     names = [part[1:-1] for part in call.path.split("/") if part.startswith("{")]
     problems = {
         status: answer(text, ref("Problem"), "application/problem+json")
-        for status, text in (("400", "Bad request."), ("401", "Missing or wrong admin token."), ("404", "Not found."))
+        for status, text in (
+            ("400", "Bad request."),
+            ("401", "Missing or wrong admin token."),
+            ("403", "A webhook or token URL off this machine, on a server run with --loopback-webhooks."),
+            ("404", "Not found."),
+        )
     }
     operation: dict[str, Any] = {
         "operationId": call.op_id,
@@ -243,6 +276,8 @@ def admin_operation(call: AdminCall) -> dict[str, Any]:
     }
     if call.op_id == "simPutIssuer":
         operation["responses"]["201"] = answer("Registered.", {"type": "object"})
+    if call.op_id == "simStartRun":
+        operation["responses"].update(START_RUN_PROBLEMS)
     if call.body is not None:
         media = json_body(call.body)["content"]
         if call.op_id == "simStartRun":

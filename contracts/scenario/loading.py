@@ -26,10 +26,18 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path as FilePath
 from typing import Any
 
-from d1sim.contracts.notification.documents import bundled_names, read_bundled, read_text_file
+from d1sim.contracts.notification.documents import bundled_names, read_bundled
 from d1sim.contracts.scenario.checks import scenario_problems
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
 from d1sim.contracts.scenario.faults import Fault
+from d1sim.contracts.scenario.limits import (
+    DEFAULT_LIMITS,
+    ScenarioLimits,
+    ScenarioTooLarge,
+    read_limited,
+    scan_yaml,
+    volume_problems,
+)
 from d1sim.contracts.scenario.model import (
     DEFAULT_EVERY,
     DEFAULT_ISSUER,
@@ -53,6 +61,8 @@ __all__ = [
     "Notice",
     "Scenario",
     "ScenarioError",
+    "ScenarioLimits",
+    "ScenarioTooLarge",
     "Step",
     "bundled_scenarios",
     "load_bundled",
@@ -68,22 +78,30 @@ DURATIONS = {
 }
 
 
-def load_scenario_text(text: str, source: str = "<string>") -> Scenario:
+def load_scenario_text(
+    text: str, source: str = "<string>", limits: ScenarioLimits = DEFAULT_LIMITS
+) -> Scenario:
     """Parse and check a scenario document (YAML or JSON).
 
     Args:
         text: the document.
         source: a name for messages, usually the file path.
+        limits: how big the document and the run it asks for may be (checked first).
     Returns:
         The :class:`Scenario`.
     Raises:
         ScenarioError: with ``source``, ``line``, ``column``, ``path`` and a message that
             suggests the likely key or status when one is misspelt.
     """
+    scan_yaml(text, source, limits)
     doc = read_source(text, source)
     if not isinstance(doc.data, dict):
         raise doc.error((), "a scenario is a mapping with name, description, seed and steps")
     check_against_schema(doc)
+    for path, message in volume_problems(doc.data, limits):
+        error = doc.error(path, message)
+        raise ScenarioTooLarge(error.message, source=error.source, line=error.line,
+                               column=error.column, path=error.path)
     for path, message in _duration_problems(doc.data):
         raise doc.error(path, message)
     scenario = scenario_from_data(doc.data, source)
@@ -177,9 +195,17 @@ def _expect(raw: Mapping[str, Any]) -> Expectations:
     )
 
 
-def load_scenario_file(path: str | FilePath) -> Scenario:
-    """Read and check a scenario file (the file name is the error's source)."""
-    return load_scenario_text(read_text_file(path), str(path))
+def load_scenario_file(path: str | FilePath, limits: ScenarioLimits = DEFAULT_LIMITS) -> Scenario:
+    """Read and check a scenario file (the file name is the error's source).
+
+    Raises:
+        ScenarioError: the file is not a regular file, is over the size limit, is not UTF-8,
+            or holds a scenario that does not pass :func:`load_scenario_text`.
+        OSError: the file cannot be opened.
+    """
+    text = read_limited(path, limits)
+    return load_scenario_text(text, str(path), limits)
+
 
 
 def load_bundled(name: str) -> Scenario:

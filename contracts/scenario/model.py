@@ -8,6 +8,7 @@ hand (the mock D1 turns an order into one). :mod:`d1sim.contracts.scenario.check
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -105,15 +106,16 @@ class Scenario:
 def unroll(steps: tuple[Step, ...], model: Lifecycle) -> tuple[Notice, ...]:
     """The notices of ``steps``: ``updates: N`` becomes N more notices, ``every`` apart."""
     notices: list[Notice] = []
+    seen: Counter[str] = Counter()  # notices so far per status: the next update's number
     offset = timedelta()
     for i, step in enumerate(steps):
         offset += step.after
+        repeats = _repeats(step, model)
         for extra in range(1 + step.updates):
             offset += step.every if extra else timedelta()
-            update = (
-                sum(1 for n in notices if n.status == step.status) if _repeats(step, model) else 0
-            )
+            update = seen[step.status] if repeats else 0
             notices.append(Notice(len(notices) + 1, step.status, offset, update, step, i))
+            seen[step.status] += 1
     return tuple(notices)
 
 

@@ -104,7 +104,10 @@ def read_source(text: str, source: str) -> SourceDocument:
     Raises:
         ScenarioError: the text is not YAML, holds several documents, or repeats a key.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"not valid YAML: {exc}", source=source, line=1, column=1) from None
     try:
         root = loader.get_single_node()
         _refuse_duplicate_keys(root, source)

@@ -27,7 +27,17 @@ from d1sim.contracts.checks import (
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.simulator.check.runner import DEFAULT_MAX_EXAMPLES, as_cases, http_context, run_checks
 from d1sim.simulator.check.transport import HttpTransport, webhook_url
-from d1sim.simulator.cli.options import BEARER_ENV, SECRET_ENV, add_auth_options, build_auth
+from d1sim.simulator.cli.options import (
+    BEARER_ENV,
+    MAX_INT,
+    MAX_SECONDS,
+    SECRET_ENV,
+    add_auth_options,
+    build_auth,
+    integer,
+    number,
+    url,
+)
 from d1sim.simulator.delivery.auth import Auth
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.reports.check import format_failure, format_line, format_summary, report_document
@@ -47,11 +57,12 @@ examples:
 
 
 # (option, type, default, metavar, help) of the run settings; each one shapes the examples.
-RUN_OPTIONS: tuple[tuple[str, type, Any, str, str], ...] = (
-    ("--max-examples", int, DEFAULT_MAX_EXAMPLES, "N", "examples per check (default: %(default)s)"),
-    ("--seed", int, 0, "N", "random seed; the same seed replays the same examples (default: 0)"),
-    ("--timeout", float, 10.0, "S", "seconds D1 waits for an answer (default: %(default)g)"),
-    ("--max-batch", int, 10, "N", "most operations per POST agreed at onboarding (default: 10)"),
+RUN_OPTIONS: tuple[tuple[str, Any, Any, str, str], ...] = (
+    ("--max-examples", integer(1, 100_000), DEFAULT_MAX_EXAMPLES, "N", "examples per check (default: %(default)s)"),
+    ("--seed", integer(0, MAX_INT), 0, "N", "random seed; the same seed replays the same examples (default: 0)"),
+    ("--timeout", number(0, MAX_SECONDS, above=True), 10.0, "S",
+     "seconds D1 waits for an answer (default: %(default)g)"),
+    ("--max-batch", integer(1, 10_000), 10, "N", "most operations per POST agreed at onboarding (default: 10)"),
     ("--issuer-id", str, DEFAULT_ISSUER_ID, "ID", "the 10-character issuer id in the path"),
 )
 
@@ -65,10 +76,11 @@ def add_parser(subparsers: Any) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--target", metavar="URL", help="the receiver (see 'target' below)")
+    parser.add_argument("--target", metavar="URL", type=url(), help="the receiver (see 'target' below)")
     parser.add_argument(
         "--state-url",
         metavar="TEMPLATE",
+        type=url(),
         help="state probe URL with {cardId}; without it the state checks are skipped",
     )
     add_auth_options(parser)

@@ -30,7 +30,7 @@ from d1sim.contracts.protocol import WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import bundled_scenarios
 from d1sim.simulator.check.runner import as_cases, http_context, run_checks
 from d1sim.simulator.check.transport import HttpProbe
-from d1sim.simulator.cli.options import positive
+from d1sim.simulator.cli.options import MAX_INT, integer
 from d1sim.simulator.d1.demo import order_cards
 from d1sim.simulator.delivery.auth import OAuth2ClientCredentials
 from d1sim.simulator.delivery.engine import SenderConfig
@@ -56,9 +56,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--output", default="d1sim-report", metavar="DIR",
                         help="where reports go (default: %(default)s; emptied first)")
     parser.add_argument("--scenarios", metavar="NAME,NAME", help="only these bundled scenarios")
-    parser.add_argument("--max-examples", type=positive(int), default=25, metavar="N",
+    parser.add_argument("--max-examples", type=integer(1, 100_000), default=25, metavar="N",
                         help="examples per receiver check (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, metavar="N", help="checks' seed (default: 0)")
+    parser.add_argument("--seed", type=integer(0, MAX_INT), default=0, metavar="N", help="checks' seed (default: 0)")
     parser.set_defaults(func=run_command)
 
 

@@ -9,6 +9,14 @@ import sys
 from pathlib import Path
 
 from d1sim.contracts.protocol import WEBHOOK_PATH
+from d1sim.simulator.cli.options import (
+    HTTP_STATUS,
+    MAX_INT,
+    MAX_SECONDS,
+    PORT,
+    integer,
+    number,
+)
 from d1sim.simulator.d1.config import is_loopback
 from d1sim.simulator.errors import EXIT_OK, UsageError
 from d1sim.simulator.receiver.app import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
@@ -51,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--port",
-        type=int,
+        type=integer(*PORT),
         default=8090,
         help="port to bind, 0 for any free one (default: %(default)s)",
     )
@@ -76,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     auth.add_argument(
         "--token-ttl",
-        type=float,
+        type=number(0, 365 * MAX_SECONDS, above=True),
         default=900.0,
         metavar="S",
         help="lifetime of issued tokens in seconds (default: %(default)g)",
@@ -84,29 +92,29 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     knobs = parser.add_argument_group("failure knobs (notification endpoint only)")
     knobs.add_argument(
         "--fail-first",
-        type=int,
+        type=integer(0, MAX_INT),
         default=0,
         metavar="N",
         help="answer the first N calls with --fail-status",
     )
     knobs.add_argument(
-        "--fail-status", type=int, default=503, metavar="CODE", help="(default: %(default)s)"
+        "--fail-status", type=integer(*HTTP_STATUS), default=503, metavar="CODE", help="(default: %(default)s)"
     )
     knobs.add_argument(
-        "--latency", type=float, default=0.0, metavar="S", help="seconds added to every call"
+        "--latency", type=number(0, MAX_SECONDS), default=0.0, metavar="S", help="seconds added to every call"
     )
     knobs.add_argument(
         "--fault-rate",
-        type=float,
+        type=number(0, 1),
         default=0.0,
         metavar="F",
         help="answer this fraction (0-1) of calls with --fault-status",
     )
     knobs.add_argument(
-        "--fault-status", type=int, default=500, metavar="CODE", help="(default: %(default)s)"
+        "--fault-status", type=integer(*HTTP_STATUS), default=500, metavar="CODE", help="(default: %(default)s)"
     )
     knobs.add_argument(
-        "--seed", type=int, metavar="N", help="random seed for --fault-rate (repeatable runs)"
+        "--seed", type=integer(0, MAX_INT), metavar="N", help="random seed for --fault-rate (repeatable runs)"
     )
     parser.set_defaults(func=run)
 

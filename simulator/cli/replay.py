@@ -18,12 +18,16 @@ from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import bundled_scenarios
 from d1sim.simulator.check.transport import HttpProbe
 from d1sim.simulator.cli.options import (
+    MAX_INT,
+    MAX_SECONDS,
     SIGN_ENV,
     add_auth_options,
     add_tls_options,
     build_auth,
     check_files,
-    positive,
+    integer,
+    number,
+    url,
 )
 from d1sim.simulator.delivery.engine import SenderConfig
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH, Outbox
@@ -51,12 +55,12 @@ def add_parser(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     parser.add_argument("--list", action="store_true", help="list the bundled scenarios and exit")
-    parser.add_argument("--target", metavar="URL", help="the receiver's notification URL")
+    parser.add_argument("--target", metavar="URL", type=url(), help="the receiver's notification URL")
     parser.add_argument("--issuer-id", metavar="ID", help="force this 10-character issuer id")
-    parser.add_argument("--seed", type=int, metavar="N", help="override every scenario's seed")
-    parser.add_argument("--time-scale", type=positive(float, strict=False), default=0.0, metavar="F",
+    parser.add_argument("--seed", type=integer(0, MAX_INT), metavar="N", help="override every scenario's seed")
+    parser.add_argument("--time-scale", type=number(0, 1e6), default=0.0, metavar="F",
                         help="virtual seconds per real second; 0 = as fast as possible (default)")
-    parser.add_argument("--state-url", metavar="TEMPLATE",
+    parser.add_argument("--state-url", metavar="TEMPLATE", type=url(),
                         help="state probe with {cardId}: judge every card's end state")
     _add_sending_options(parser)
     add_auth_options(parser)
@@ -75,12 +79,12 @@ def add_parser(subparsers: Any) -> None:
 
 def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     send = parser.add_argument_group("sending (D1's retry rules: see docs)")
-    send.add_argument("--concurrency", type=positive(int), default=4, metavar="N")
-    send.add_argument("--timeout", type=positive(float), default=10.0, metavar="S")
-    send.add_argument("--max-attempts", type=positive(int), default=8, metavar="N")
-    send.add_argument("--backoff-base", type=positive(float, strict=False), default=1.0, metavar="S")
-    send.add_argument("--backoff-factor", type=positive(float, 1, strict=False), default=2.0, metavar="F")
-    send.add_argument("--backoff-cap", type=positive(float, strict=False), default=60.0, metavar="S")
+    send.add_argument("--concurrency", type=integer(1, 1000), default=4, metavar="N")
+    send.add_argument("--timeout", type=number(0, MAX_SECONDS, above=True), default=10.0, metavar="S")
+    send.add_argument("--max-attempts", type=integer(1, 1000), default=8, metavar="N")
+    send.add_argument("--backoff-base", type=number(0, MAX_SECONDS), default=1.0, metavar="S")
+    send.add_argument("--backoff-factor", type=number(1, 100), default=2.0, metavar="F")
+    send.add_argument("--backoff-cap", type=number(0, MAX_SECONDS), default=60.0, metavar="S")
     send.add_argument("--keep-retrying-unreachable", action="store_true",
                       help="when the target refuses connections from the start, retry as D1 would "
                            "(default: stop at once with exit 2)")

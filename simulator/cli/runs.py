@@ -10,7 +10,17 @@ import json
 import os
 from typing import Any
 
-from d1sim.simulator.cli.options import add_auth_options, add_tls_options, build_auth, check_files
+from d1sim.simulator.cli.options import (
+    MAX_INT,
+    MAX_SECONDS,
+    add_auth_options,
+    add_tls_options,
+    build_auth,
+    check_files,
+    integer,
+    number,
+    url,
+)
 from d1sim.simulator.delivery.engine import SenderConfig, resend
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH, STATES, Outbox, StoredDelivery
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
@@ -28,16 +38,16 @@ def add_parser(subparsers: Any) -> None:
     listing = _with_db(sub.add_parser("list", help="a run's deliveries, in order"))
     listing.add_argument("run_id", metavar="RUN_ID")
     listing.add_argument("--state", choices=STATES, help="only deliveries in this state (dead: dead letters)")
-    listing.add_argument("--limit", type=int, default=50)
-    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--limit", type=integer(0, 100_000), default=50)
+    listing.add_argument("--offset", type=integer(0, MAX_INT), default=0)
     listing.set_defaults(func=list_deliveries)
     show = _with_db(sub.add_parser("show", help="one delivery: body and every attempt"))
-    show.add_argument("delivery_id", type=int, metavar="DELIVERY_ID")
+    show.add_argument("delivery_id", type=integer(1, MAX_INT), metavar="DELIVERY_ID")
     show.set_defaults(func=show_delivery)
     again = _with_db(sub.add_parser("resend", help="send one delivery again now (fresh retry budget)"))
-    again.add_argument("delivery_id", type=int, metavar="DELIVERY_ID")
-    again.add_argument("--target", metavar="URL", help="default: the run's target")
-    again.add_argument("--timeout", type=float, default=10.0, metavar="S")
+    again.add_argument("delivery_id", type=integer(1, MAX_INT), metavar="DELIVERY_ID")
+    again.add_argument("--target", metavar="URL", type=url(), help="default: the run's target")
+    again.add_argument("--timeout", type=number(0, MAX_SECONDS, above=True), default=10.0, metavar="S")
     add_auth_options(again)
     add_tls_options(again)
     again.set_defaults(func=resend_delivery)

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX, SCENARIO_HEADER
-from d1sim.simulator.cli.options import positive
+from d1sim.simulator.cli.options import PORT, integer, jobs_type
 from d1sim.simulator.d1.app import ADMIN, D1Server, create_app
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, ServerSettings, admin_token_for, load_config_file
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH
@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument(
         "--port",
-        type=int,
+        type=integer(*PORT),
         default=8080,
         help="port to bind, 0 for any free one (default: %(default)s)",
     )
@@ -75,17 +75,22 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=positive(int),
+        type=integer(1, 256),
         default=8,
         metavar="N",
         help="concurrent webhook POSTs (default: %(default)s)",
     )
     parser.add_argument(
         "--plan-workers",
-        type=positive(int, strict=False),
+        type=jobs_type(minimum=0),
         default=1,
         metavar="N",
         help="processes that expand orders into lifecycles; 0 = in the server's process (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--loopback-webhooks",
+        action="store_true",
+        help="refuse webhook and token URLs that leave this machine (for fuzzing or shared CI)",
     )
     parser.set_defaults(func=run)
 
@@ -103,6 +108,7 @@ def build_server(args: argparse.Namespace) -> D1Server:
         public_host=args.public_host,
         workers=args.workers,
         plan_workers=args.plan_workers,
+        loopback_webhooks=args.loopback_webhooks,
     )
     try:
         return D1Server(settings, issuers)

@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from d1sim.contracts.problems import Problem
+from d1sim.simulator.cli.options import MAX_INT, integer, jobs_type
 from d1sim.simulator.validate.pipeline import (
     CHUNK_BYTES,
     PARALLEL_BYTES,
@@ -37,7 +38,7 @@ from d1sim.simulator.validate.pipeline import (
     auto_jobs,
     plan_chunks,
 )
-from d1sim.simulator.validate.reader import expand_inputs
+from d1sim.simulator.validate.reader import MAX_DOCUMENT, expand_inputs
 from d1sim.simulator.validate.run import SETTLE_EVERY, Validation
 
 EPILOG = """\
@@ -105,28 +106,32 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--jobs",
-        type=_jobs,
+        type=jobs_type(),
         default=None,
         metavar="N",
         help="processes checking *.jsonl inputs, this one included; 1: no other (default: one "
         f"per CPU when the JSON Lines inputs total {PARALLEL_BYTES >> 20} MB or more, else 1)",
     )
+    parser.add_argument(
+        "--max-document-size",
+        type=integer(1, MAX_INT),
+        default=MAX_DOCUMENT,
+        metavar="BYTES",
+        help="longest line or whole-file document read; a longer one is reported and skipped "
+        "(default: %(default)s, 16 MiB)",
+    )
     parser.set_defaults(func=run)
-
-
-def _jobs(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, not {text!r}")
-    return int(text)
 
 
 def run(args: argparse.Namespace, tuning: Tuning = Tuning()) -> int:
     """Validate every input named in ``args``; return the exit code."""
     sources = expand_inputs(args.paths)
     out = None if args.quiet else _writer(args.format)
-    validation = Validation(sources, strict=args.strict, out=out, settle_every=tuning.settle_every)
+    validation = Validation(
+        sources, strict=args.strict, out=out, settle_every=tuning.settle_every, limit=args.max_document_size
+    )
     jobs = args.jobs or auto_jobs(sources, tuning.parallel_bytes)
-    chunks = plan_chunks(sources, tuning.chunk_bytes) if jobs > 1 else []
+    chunks = plan_chunks(sources, tuning.chunk_bytes, limit=args.max_document_size) if jobs > 1 else []
     try:
         with ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline:
             for index, source in enumerate(sources):

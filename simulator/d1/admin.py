@@ -22,27 +22,35 @@ from flask import Flask, Request, Response, request
 
 from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
-from d1sim.contracts.scenario.loading import Scenario, load_scenario_text
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import Scenario, ScenarioTooLarge, load_scenario_text
 from d1sim.contracts.scenario.source import ScenarioError
-from d1sim.simulator.d1.config import IssuerSettings, bundled, bundled_names
-from d1sim.simulator.d1.orders import plan_run
+from d1sim.simulator.d1.config import IssuerSettings, RemoteUrlRefused, bundled, bundled_names
+from d1sim.simulator.d1.orders import start_time, store_run
 from d1sim.simulator.d1.responses import ADMIN, json_response, problem
 from d1sim.simulator.d1.server import D1Server
+from d1sim.simulator.d1.uploads import UPLOAD_LIMITS, BudgetFull, OverTime, PlanningBudget
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.origins import YAML_TYPES, OriginGuard, protect
 
 MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
+MAX_SEED = MAX_ID = 2**63 - 1  # what SQLite stores
 
 
 class AdminError(Exception):
     """Answer with a problem document."""
 
-    def __init__(self, status: int, title: str, detail: str) -> None:
+    def __init__(
+        self, status: int, title: str, detail: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.status, self.title, self.detail = status, title, detail
+        self.headers = headers or {}
 
     def response(self) -> Response:
-        return problem(self.status, self.title, self.detail)
+        answer = problem(self.status, self.title, self.detail)
+        answer.headers.update(self.headers)
+        return answer
 
 
 def body_json(optional: bool = True) -> dict[str, Any]:
@@ -79,6 +87,7 @@ class Admin:
 
     def __init__(self, server: D1Server) -> None:
         self.server = server
+        self.budget = PlanningBudget(server.settings.plan_slots, server.settings.plan_seconds)
 
     def check_token(self) -> Response | None:
         """Before every admin call: the admin token, when the server has one."""
@@ -117,8 +126,13 @@ class Admin:
         body = body_json(optional=False)
         if body.get("issuerId", issuer_id) != issuer_id:
             raise AdminError(400, "Bad request", "issuerId in the body differs from the path")
+        if "webhookUrl" not in body and self.server.issuers.get(issuer_id) is None:
+            raise AdminError(404, "Not found", f"no issuer {issuer_id} to update; registering "
+                             "one needs webhookUrl")
         try:
             settings, created = self.server.register({**body, "issuerId": issuer_id})
+        except RemoteUrlRefused as exc:
+            raise AdminError(403, "Forbidden", str(exc)) from None
         except UsageError as exc:
             raise AdminError(400, "Invalid issuer settings", str(exc)) from None
         return json_response(self.view(settings), 201 if created else 200)
@@ -178,20 +192,18 @@ class Admin:
     def start_run(self, issuer_id: str) -> Response:
         """Start a bundled (``{"scenario": name}``) or uploaded (YAML) scenario for the issuer."""
         settings = issuer_or_404(self.server, issuer_id)
-        scenario, seed = self._scenario()
-        if scenario.cards.total > MAX_SCENARIO_CARDS:
-            raise AdminError(400, "Scenario too large", f"at most {MAX_SCENARIO_CARDS} cards")
-        batching = replace(scenario.batching, max=min(scenario.batching.max, settings.max_operations))
-        scenario = replace(scenario, issuer_id=issuer_id, batching=batching)
-        server, start = self.server, self.server.issuers.now(issuer_id)
-        run_id = plan_run(
-            server.outbox,
-            scenario,
-            seed,
-            start,
-            settings.target,
-            {"issuerId": issuer_id, "scenario": scenario.name},
-        )
+        try:
+            with self.budget.slot():
+                scenario, seed = self._scenario(settings.default_scenario)
+                if scenario.cards.total > MAX_SCENARIO_CARDS:
+                    raise AdminError(422, "Scenario too large", f"at most {MAX_SCENARIO_CARDS} cards")
+                run_id, start = self._plan(settings, scenario, seed)
+        except BudgetFull as exc:
+            raise AdminError(429, "Too many runs being planned", str(exc),
+                             {"Retry-After": str(exc.retry_after)}) from None
+        except OverTime as exc:
+            raise AdminError(422, "Scenario too large", str(exc)) from None
+        server = self.server
         server.store.add_run(run_id, issuer_id, start)
         server.dispatcher.reload(run_id)
         return json_response(
@@ -204,25 +216,37 @@ class Admin:
             201,
         )
 
-    def _scenario(self) -> tuple[Scenario, int]:
+    def _plan(self, settings: IssuerSettings, scenario: Scenario, seed: int) -> tuple[str, float]:
+        """Expand within the budget's time, then store the run whole (never half of one)."""
+        batching = replace(scenario.batching, max=min(scenario.batching.max, settings.max_operations))
+        scenario = replace(scenario, issuer_id=settings.issuer_id, batching=batching)
+        start = self.server.issuers.now(settings.issuer_id)
+        deliveries = self.budget.collect(planned_deliveries(scenario, seed=seed, start=start_time(start)))
+        options = {"issuerId": settings.issuer_id, "scenario": scenario.name, "seed": seed}
+        run_id = store_run(self.server.outbox, scenario.name, settings.target, options, deliveries)
+        return run_id, start
+
+    def _scenario(self, default: str) -> tuple[Scenario, int]:
         if "yaml" in (request.mimetype or ""):
             text: Any = request.get_data(as_text=True)
             body: dict[str, Any] = {}
         else:
-            body = body_json(optional=False)
+            body = body_json()  # no body: the issuer's defaultScenario
             text = body.get("yaml")
         try:
             if isinstance(text, str):
-                scenario = load_scenario_text(text, "uploaded scenario")
+                scenario = load_scenario_text(text, "uploaded scenario", UPLOAD_LIMITS)
             else:
-                scenario = bundled(str(body.get("scenario")))
+                scenario = bundled(str(body.get("scenario", default)))
+        except ScenarioTooLarge as exc:
+            raise AdminError(422, "Scenario too large", str(exc)) from None
         except ScenarioError as exc:
             raise AdminError(400, "Invalid scenario", str(exc)) from None
         except KeyError as exc:
             raise AdminError(400, "Unknown scenario", str(exc.args[0])) from None
         seed = body.get("seed", scenario.seed)
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise AdminError(400, "Bad request", "seed must be an integer")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
+            raise AdminError(400, "Bad request", f"seed must be an integer from 0 to {MAX_SEED}")
         return scenario, seed
 
 

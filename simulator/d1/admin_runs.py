@@ -15,7 +15,7 @@ from flask import Flask, Response, request
 
 from d1sim.contracts.protocol import ADMIN_PREFIX
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
-from d1sim.simulator.d1.admin import AdminError, body_json, issuer_or_404
+from d1sim.simulator.d1.admin import MAX_ID, AdminError, body_json, issuer_or_404
 from d1sim.simulator.d1.cancel import operations_in
 from d1sim.simulator.d1.orders import held_operation
 from d1sim.simulator.d1.responses import json_response
@@ -33,8 +33,8 @@ def page() -> tuple[int, int]:
         offset = int(request.args.get("offset", 0))
     except ValueError:
         raise AdminError(400, "Bad request", "limit and offset are integers") from None
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise AdminError(400, "Bad request", f"limit is 1-{MAX_PAGE}, offset 0 or more")
+    if not 1 <= limit <= MAX_PAGE or not 0 <= offset <= MAX_ID:
+        raise AdminError(400, "Bad request", f"limit is 1-{MAX_PAGE}, offset 0-{MAX_ID}")
     return limit, offset
 
 
@@ -119,10 +119,14 @@ class RunViews:
         return json_response({"deliveries": [delivery_json(i) for i in items]})
 
     def delivery(self, delivery_id: int) -> Response:
-        item = self.server.outbox.delivery(delivery_id)
+        return json_response(delivery_json(self._delivery(delivery_id), full=True))
+
+    def _delivery(self, delivery_id: int) -> StoredDelivery:
+        # An id past 64 bits cannot be in the database (and SQLite would refuse to look).
+        item = self.server.outbox.delivery(delivery_id) if delivery_id <= MAX_ID else None
         if item is None or self.server.store.run(item.run_id) is None:
             raise AdminError(404, "Not found", f"no delivery {delivery_id} made by this server")
-        return json_response(delivery_json(item, full=True))
+        return item
 
     def cards(self) -> Response:
         limit, offset = page()
@@ -138,9 +142,7 @@ class RunViews:
 
     def resend(self, delivery_id: int) -> Response:
         """Send one delivery again now (a duplicate, if it was delivered)."""
-        item = self.server.outbox.delivery(delivery_id)
-        if item is None or self.server.store.run(item.run_id) is None:
-            raise AdminError(404, "Not found", f"no delivery {delivery_id} made by this server")
+        item = self._delivery(delivery_id)
         self._requeue([(item.run_id, delivery_id)])
         return json_response({"requeued": 1, "id": delivery_id}, 202)
 

@@ -37,8 +37,14 @@ def _http_error(exc: HTTPException) -> Response:
             404: "RESOURCE_NOT_FOUND",
             413: "PAYLOAD_TOO_LARGE",
         }.get(status, "REQUEST_REJECTED")
-        return d1_error(status, code, exc.name, exc.description)
-    return problem(status, exc.name, exc.description or exc.name)
+        answer = d1_error(status, code, exc.name, exc.description)
+    else:
+        answer = problem(status, exc.name, exc.description or exc.name)
+    # Keep what the error says beyond its body: Allow on a 405 (RFC 9110 requires it).
+    for name, value in exc.get_headers():
+        if name.lower() != "content-type":
+            answer.headers[name] = value
+    return answer
 
 
 def _unexpected(exc: Exception) -> Response:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -60,6 +61,10 @@ class SettingsError(UsageError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
+
+
+class RemoteUrlRefused(SettingsError):
+    """A URL off this machine, on a server that sends only to loopback (403: policy, not syntax)."""
 
 
 @cache
@@ -252,6 +257,29 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def refuse_remote_urls(raw: Any) -> None:
+    """Raise :class:`SettingsError` when a webhook or token URL in ``raw`` leaves this machine.
+
+    For a server whose issuers come from an untrusted source (a fuzzer, a shared CI runner):
+    its webhooks can then reach only loopback addresses.
+    """
+    if not isinstance(raw, Mapping):
+        return
+    auth = raw.get("auth")
+    urls = [("webhookUrl", raw.get("webhookUrl"))]
+    urls += [("auth.tokenUrl", auth.get("tokenUrl"))] if isinstance(auth, Mapping) else []
+    for field, value in urls:
+        if value is None:
+            continue
+        try:
+            host = urlsplit(str(value)).hostname or ""
+        except ValueError as exc:
+            raise SettingsError(field, f"not a usable URL ({exc})") from None
+        if not is_loopback(host):
+            raise RemoteUrlRefused(field, f"this server only sends to loopback addresses, not {host!r} "
+                                "(it runs with loopback_webhooks)")
+
+
 def admin_token_for(host: str, given: str | None, env: Mapping[str, str] = os.environ) -> str | None:
     """The admin token to require, or None (loopback without one).
 
@@ -281,6 +309,9 @@ class ServerSettings:
     order_limit: int = ORDER_BODY_LIMIT
     batch_limit: int = BATCH_BODY_LIMIT
     token_ttl: float = 900.0
+    plan_slots: int = 2  # admin-started runs planned at once (see uploads.PlanningBudget)
+    plan_seconds: float = 10.0
+    loopback_webhooks: bool = False  # refuse webhook and token URLs off this machine
 
     def __repr__(self) -> str:
         return f"ServerSettings(db_path={self.db_path!r}, workers={self.workers})"

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from d1sim.simulator.d1.config import IssuerSettings, ServerSettings
+from d1sim.simulator.d1.config import IssuerSettings, ServerSettings, refuse_remote_urls
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.planner import Planner
@@ -73,7 +73,14 @@ class D1Server:
             self.stop()
 
     def register(self, raw: Mapping[str, Any]) -> tuple[IssuerSettings, bool]:
-        """Register or update an issuer (and its inbound ``clients``); True when new."""
+        """Register or update an issuer (and its inbound ``clients``); True when new.
+
+        Raises:
+            UsageError: settings that do not check, or (with ``loopback_webhooks``) a webhook
+                or token URL that leaves this machine.
+        """
+        if self.settings.loopback_webhooks:
+            refuse_remote_urls(raw)
         settings, created = self.issuers.put(raw)
         for client in raw.get("clients") or ():
             self.store.add_client(settings.issuer_id, client["clientId"], client["clientSecret"])

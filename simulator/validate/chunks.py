@@ -34,7 +34,7 @@ import orjson
 from d1sim.contracts.lifecycle.sequence import Examined, SequenceChecker
 from d1sim.contracts.notification.validation import NotificationValidator, notification_validator
 from d1sim.contracts.problems import Problem
-from d1sim.simulator.validate.reader import NotJson, read_line_range, rejected_line
+from d1sim.simulator.validate.reader import MAX_DOCUMENT, NotJson, read_line_range, rejected_line
 
 # Where an operation is, for the lifecycle checker: span * LINE_SPAN + line. A chunk is a span
 # of its own, its lines counted from 0: workers need not know how many lines came before.
@@ -53,6 +53,7 @@ class Chunk:
     start: int
     end: int | None  # None: to the end of the file, even if it grew since it was planned
     span: int = 0
+    limit: int = MAX_DOCUMENT  # bytes of one line (see reader.bounded_lines)
 
 
 @dataclass(slots=True)
@@ -89,7 +90,7 @@ class ChunkResult:
 def check_chunk(chunk: Chunk, strict: bool = False) -> ChunkResult:
     """Check every line of ``chunk`` on its own; an unreadable file is a result, not an error."""
     try:
-        lines = read_line_range(Path(chunk.path), chunk.start, chunk.end)
+        lines = read_line_range(Path(chunk.path), chunk.start, chunk.end, chunk.limit)
     except OSError as exc:
         return ChunkResult(unreadable=f"{chunk.name}: cannot read: {exc.strerror or exc}")
     with paused_collector():

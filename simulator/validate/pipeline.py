@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
 from d1sim.simulator.validate.chunks import Chunk, ChunkResult, check_chunk
-from d1sim.simulator.validate.reader import Source
+from d1sim.simulator.validate.reader import MAX_DOCUMENT, Source
 from d1sim.simulator.validate.workers import Worker, WorkerGone, start_workers
 
 CHUNK_BYTES = 2 << 20  # about 5,000 lines: cheap to hand over, short enough to balance
@@ -58,7 +58,7 @@ def auto_jobs(sources: Sequence[Source], parallel_bytes: int = PARALLEL_BYTES) -
     return min(cpus, MAX_AUTO_JOBS) if cpus > 1 and total >= parallel_bytes else 1
 
 
-def plan_chunks(sources: Sequence[Source], size: int = CHUNK_BYTES) -> list[Chunk]:
+def plan_chunks(sources: Sequence[Source], size: int = CHUNK_BYTES, limit: int = MAX_DOCUMENT) -> list[Chunk]:
     """Byte ranges of about ``size`` bytes of every parallel source, in input order (an empty
     file is one range)."""
     chunks: list[Chunk] = []
@@ -74,7 +74,8 @@ def plan_chunks(sources: Sequence[Source], size: int = CHUNK_BYTES) -> list[Chun
         ends: list[int | None] = [*starts[1:], None]
         for start, end in zip(starts, ends, strict=True):
             # Spans below len(sources) are the inputs themselves (see Validation).
-            chunks.append(Chunk(index, source.name, path, start, end, len(sources) + len(chunks)))
+            span = len(sources) + len(chunks)
+            chunks.append(Chunk(index, source.name, path, start, end, span, limit))
     return chunks
 
 

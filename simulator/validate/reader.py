@@ -37,6 +37,9 @@ LINE_SUFFIXES = (".jsonl", ".ndjson")
 DIRECTORY_SUFFIXES = (".json", ".jsonl")
 BOM = b"\xef\xbb\xbf"
 RANGE_BUFFER = 1 << 16  # larger reads than the default: a range is read whole, line by line
+# The most bytes of one JSON Lines line or one whole-file document that are read into memory;
+# a longer one is skipped (and reported), so a 200 MB line costs no more than this.
+MAX_DOCUMENT = 16 << 20
 _SPACE = re.compile(r"[ \t\n\r]*")
 _DECODER = json.JSONDecoder()
 
@@ -72,7 +75,9 @@ def expand_inputs(arguments: Sequence[str]) -> list[Source]:
     """Turn command-line arguments into sources; directories become their JSON files, sorted.
 
     Raises:
-        InputError: an argument names nothing (checked before anything is read).
+        InputError: an argument names nothing, or something that is not a regular file (a FIFO
+            or a device would block or never end; pipe it to ``-`` instead). Checked before
+            anything is read.
     """
     sources: list[Source] = []
     for argument in arguments:
@@ -82,8 +87,11 @@ def expand_inputs(arguments: Sequence[str]) -> list[Source]:
         path = Path(argument)
         if path.is_dir():
             sources += [_file_source(str(p), p) for p in _json_files(path)]
-        elif path.exists():
+        elif path.is_file():
             sources.append(_file_source(argument, path))
+        elif path.exists():
+            raise InputError(f"{argument}: not a regular file (a FIFO, socket or device); "
+                             f"to read a stream, pipe it to {STDIN}")
         else:
             raise InputError(f"{argument}: no such file or directory")
     return sources
@@ -93,6 +101,7 @@ def _json_files(root: Path) -> list[Path]:
     found = []
     for folder, _, files in os.walk(root):
         found += [Path(folder, f) for f in files if f.endswith(DIRECTORY_SUFFIXES)]
+    found = [path for path in found if path.is_file()]  # no FIFO or socket in a folder
     return sorted(found)
 
 
@@ -102,29 +111,77 @@ def _file_source(name: str, path: Path) -> Source:
     return Source(name, path, "document" if path.suffix == ".json" else "sniff")
 
 
-def read_source(source: Source, stdin: IO[bytes] | None = None) -> Iterator[Entry | NotJson]:
+class TooLong(bytes):
+    """Stands for a line over the size limit: empty (none of it is kept), with its ``size``."""
+
+    size: int
+
+    def __new__(cls, size: int) -> TooLong:
+        line = super().__new__(cls)
+        line.size = size
+        return line
+
+
+def read_source(
+    source: Source, stdin: IO[bytes] | None = None, limit: int = MAX_DOCUMENT
+) -> Iterator[Entry | NotJson]:
     """Yield the documents of ``source`` in order, and a :class:`NotJson` for each bad one.
+
+    A line or document over ``limit`` bytes is a :class:`NotJson`; at most ``limit`` bytes of
+    it are ever held.
 
     Raises:
         InputError: the file cannot be opened or read (names the file and the reason).
     """
     if source.path is None:
-        yield from _read_stream(source, stdin or sys.stdin.buffer)
+        yield from _read_stream(source, stdin or sys.stdin.buffer, limit)
         return
     try:
         with source.path.open("rb") as stream:
-            yield from _read_stream(source, stream)
+            yield from _read_stream(source, stream, limit)
     except OSError as exc:
         raise InputError(f"{source.name}: cannot read: {exc.strerror or exc}") from None
 
 
-def _read_stream(source: Source, stream: IO[bytes]) -> Iterator[Entry | NotJson]:
+def _read_stream(source: Source, stream: IO[bytes], limit: int) -> Iterator[Entry | NotJson]:
     if source.mode == "lines":
-        yield from read_lines(source.name, stream)
+        yield from read_lines(source.name, bounded_lines(stream, limit))
     elif source.mode == "document":
-        yield parse_document(source.name, stream.read())
+        yield _read_document(source.name, b"", stream, limit)
     else:
-        yield from _sniff(source.name, stream)
+        yield from _sniff(source.name, stream, limit)
+
+
+def _read_document(name: str, head: bytes, stream: IO[bytes], limit: int) -> Entry | NotJson:
+    wanted = limit + 1 - len(head)
+    raw = head + stream.read(wanted) if wanted > 0 else head
+    if len(raw) > limit:
+        return NotJson(name, 1, 1, _too_long("a document", limit, more=True))
+    return parse_document(name, raw)
+
+
+def bounded_lines(stream: IO[bytes], limit: int, end: int | None = None) -> Iterator[bytes]:
+    """The lines of ``stream`` (those starting before byte ``end``); a line over ``limit``
+    bytes is skipped, a :class:`TooLong` in its place."""
+    position = stream.tell() if end is not None else 0
+    while end is None or position < end:
+        line = stream.readline(limit + 1)
+        if not line:
+            return
+        position += len(line)
+        if len(line) <= limit or line.endswith(b"\n"):
+            yield line
+            continue
+        size = len(line)
+        while line and not line.endswith(b"\n"):
+            line = stream.readline(RANGE_BUFFER)
+            size, position = size + len(line), position + len(line)
+        yield TooLong(size)
+
+
+def _too_long(what: str, size: int, *, more: bool = False) -> str:
+    return (f"{what} of {'more than ' if more else ''}{size:,} bytes is over the size limit "
+            "(see --max-document-size)")
 
 
 def read_lines(name: str, lines: Iterable[bytes], first: int = 1) -> Iterator[Entry | NotJson]:
@@ -147,6 +204,8 @@ def rejected_line(
     The exception: the input's first line (``first``, by default line 1) may start with a byte
     order mark, then the document after it counts.
     """
+    if type(line) is TooLong:
+        return NotJson(name, number, 1, _too_long("a line", line.size))
     if (number == 1 if first is None else first) and line.startswith(BOM):
         return next(read_lines(name, [line[len(BOM) :]]), None)
     if line.strip():
@@ -154,7 +213,9 @@ def rejected_line(
     return None
 
 
-def read_line_range(path: Path, start: int, end: int | None) -> list[bytes]:
+def read_line_range(
+    path: Path, start: int, end: int | None, limit: int = MAX_DOCUMENT
+) -> list[bytes]:
     """The lines of a file (with their newlines) that start in bytes ``[start, end)``.
 
     ``end`` None reads to the end of the file. Workers read their own ranges, so the lines of a
@@ -166,22 +227,34 @@ def read_line_range(path: Path, start: int, end: int | None) -> list[bytes]:
     with path.open("rb", buffering=RANGE_BUFFER) as stream:
         if start:
             stream.seek(start - 1)
-            stream.readline()  # the line that starts before ``start`` belongs to the range before
-        if end is None:
-            return stream.readlines()
-        left = end - stream.tell()
-        if left <= 1:
-            return [stream.readline()] if left == 1 else []
-        # readlines stops after the line that takes it past the hint: the last one starting
-        # before ``end``. A hint of 0 would mean "no limit", hence the case above.
-        return stream.readlines(left - 1)
+            # The line that starts before ``start`` belongs to the range before: skip it.
+            if not _skip_line(stream, end):
+                return []  # it goes on past ``end``: no line starts in this range
+        return list(bounded_lines(stream, limit, end))
 
 
-def _sniff(name: str, stream: IO[bytes]) -> Iterator[Entry | NotJson]:
+def _skip_line(stream: IO[bytes], end: int | None) -> bool:
+    """Read past the end of the current line; False if it reaches ``end`` first."""
+    while True:
+        block = stream.readline(RANGE_BUFFER)
+        if not block or block.endswith(b"\n"):
+            return True
+        if end is not None and stream.tell() >= end:
+            return False
+
+
+def _sniff(name: str, stream: IO[bytes], limit: int) -> Iterator[Entry | NotJson]:
     head: list[bytes] = []
-    for line in stream:
+    held = 0
+    lines = bounded_lines(stream, limit)
+    for line in lines:
+        if type(line) is TooLong:
+            yield NotJson(name, len(head) + 1, 1, _too_long("a line", line.size))
+            yield from read_lines(name, lines, len(head) + 2)
+            return
         head.append(line)
-        if line.strip():
+        held += len(line)
+        if line.strip() or held > limit:
             break
     if not head:
         return
@@ -190,10 +263,10 @@ def _sniff(name: str, stream: IO[bytes]) -> Iterator[Entry | NotJson]:
         first = orjson.loads(head[-1])
     except orjson.JSONDecodeError:
         # Not a document on its own line: the whole input is one (pretty-printed) document.
-        yield parse_document(name, b"".join(head) + stream.read())
+        yield _read_document(name, b"".join(head), stream, limit)
         return
     yield len(head), first, None
-    yield from read_lines(name, stream, len(head) + 1)
+    yield from read_lines(name, lines, len(head) + 1)
 
 
 def parse_document(name: str, raw: bytes) -> Entry | NotJson:

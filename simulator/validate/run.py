@@ -35,7 +35,7 @@ from d1sim.simulator.validate.chunks import (
     paused_collector,
     problems_by_line,
 )
-from d1sim.simulator.validate.reader import BOM, Entry, Locator, NotJson, Source, read_source
+from d1sim.simulator.validate.reader import BOM, MAX_DOCUMENT, Entry, Locator, NotJson, Source, read_source
 
 PREFIX = "d1sim validate: error: "
 SETTLE_EVERY = 1 << 16  # notifications between two freezes of the lifecycle state
@@ -51,8 +51,9 @@ class Validation:
         strict: bool = False,
         out: Callable[[str, int, Problem], None] | None = None,
         settle_every: int = SETTLE_EVERY,
+        limit: int = MAX_DOCUMENT,
     ) -> None:
-        self.sources = sources
+        self.sources, self.limit = sources, limit
         self.settle_every = settle_every
         self.validator = notification_validator(strict)
         self._is_valid = self.validator.is_valid
@@ -69,7 +70,7 @@ class Validation:
         """Check every document of one input; bad text is reported and skipped."""
         check = self.check_document
         try:
-            for entry in read_source(source):
+            for entry in read_source(source, limit=self.limit):
                 if type(entry) is tuple:
                     check(index, entry)
                 else:

@@ -32,6 +32,7 @@ from d1sim.contracts.scenario.loading import (
     Batching,
     Cards,
     Scenario,
+    ScenarioLimits,
     Step,
     bundled_scenarios,
     load_bundled,
@@ -87,7 +88,9 @@ def make(count: int, *, steps: int = 3, mix: bool = True) -> Scenario:
         "batching": {"mix": mix},
         "steps": path,
     }
-    return load_scenario_text(yaml.safe_dump(data), "sized.yaml")
+    # Laziness is a property of the expansion: lift the loader's run-size limit to test it.
+    unlimited = ScenarioLimits(max_notifications=10**9)
+    return load_scenario_text(yaml.safe_dump(data), "sized.yaml", unlimited)
 
 
 # --- determinism -------------------------------------------------------------------------------

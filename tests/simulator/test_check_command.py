@@ -30,7 +30,10 @@ def d1sim(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -
         )
 
     def run(*argv: str) -> tuple[int, str, str]:
-        code = cli.main(["check", *argv])
+        try:
+            code = cli.main(["check", *argv])
+        except SystemExit as exit_:  # argparse refuses a bad option value itself
+            code = int(exit_.code or 0)
         out, err = capsys.readouterr()
         return code, out, err
 
@@ -196,8 +199,8 @@ def test_an_unknown_check_id_is_a_usage_error_with_a_suggestion(d1sim: Run) -> N
     ("argv", "message"),
     [
         (["--state-url", "http://h/cards/"], "must contain {cardId}"),
-        (["--state-url", "ftp://h/cards/{cardId}"], "state URL template must be an http"),
-        (["--max-examples", "0"], "--max-examples must be at least 1"),
+        (["--state-url", "ftp://h/cards/{cardId}"], "expected a URL starting with http://"),
+        (["--max-examples", "0"], "argument --max-examples: must be from 1 to 100,000, not 0"),
         (["--issuer-id", "SHORT"], "--issuer-id must be exactly 10 characters"),
         (["--client-id", "x"], "--client-id needs --oauth-token-url"),
         (["--oauth-token-url", "http://h/token"], "needs --client-id and --client-secret"),
@@ -217,9 +220,20 @@ def test_a_target_that_cannot_be_reached_stops_before_any_check(d1sim: Run) -> N
     assert "Traceback" not in err
 
 
-def test_the_target_must_be_an_http_url(d1sim: Run) -> None:
-    code, _, err = d1sim("--target", "localhost:8090")
-    assert code == 2 and "the target must be an http:// or https:// URL" in err
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        ("localhost:8090", "expected a URL starting with http:// or https://"),
+        ("http://[::1", "not a usable URL: 'http://[::1' (Invalid IPv6 URL)"),
+        ("http://127.0.0.1:port/", "Port could not be cast to integer"),
+        ("http://127.0.0.1:70000/", "Port out of range"),
+        ("http:///cards", "the URL has no host"),
+        ("http://h/" + "a" * 70_000, "a URL of 70,009 characters; at most 2,048"),
+    ],
+)
+def test_the_target_must_be_an_http_url(d1sim: Run, target: str, says: str) -> None:
+    code, _, err = d1sim("--target", target)
+    assert code == 2 and "argument --target: " in err and says in err and "Traceback" not in err
 
 
 def test_list_checks_names_every_check_and_what_it_needs(d1sim: Run) -> None:

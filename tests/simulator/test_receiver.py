@@ -461,10 +461,7 @@ def _no_secret_env(monkeypatch):
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--fault-rate", "2"], "--fault-rate must be between 0 and 1"),
         (["--fail-status", "200"], "--fail-status must be an HTTP error status"),
-        (["--fail-first", "-3"], "--fail-first must be 0 or more"),
-        (["--port", "70000"], "--port must be between 0 and 65535"),
         (["--client-id", "d1"], "--client-id and client secret must be given together"),
         (
             ["--bearer-token", "t", "--client-id", "d1", "--client-secret", "s"],
@@ -476,6 +473,24 @@ def _no_secret_env(monkeypatch):
 def test_command_turns_bad_values_into_usage_errors(argv, message):
     with pytest.raises(UsageError, match=message):
         receiver_command.config_from_args(parse(*argv))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fault-rate", "2"], "argument --fault-rate: must be from 0 to 1, not 2"),
+        (["--fault-rate", "nan"], "argument --fault-rate: expected a finite number, not 'nan'"),
+        (["--fail-first", "-3"], "argument --fail-first: must be from 0 to"),
+        (["--port", "70000"], "argument --port: must be from 0 to 65,535, not 70,000"),
+        (["--latency", "1e300"], "argument --latency: must be from 0 to 86400"),
+        (["--token-ttl", "inf"], "argument --token-ttl: expected a finite number"),
+        (["--seed", "10^23"], "argument --seed: expected a whole number, not '10^23'"),
+    ],
+)
+def test_argparse_refuses_numbers_out_of_range(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_:
+        parse(*argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_command_prints_where_it_listens_and_never_a_secret(monkeypatch, capsys):

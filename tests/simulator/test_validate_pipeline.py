@@ -192,7 +192,7 @@ def test_a_line_that_breaks_the_checker_fails_the_same_way_with_workers(
 
 
 def test_an_unreadable_json_lines_file_is_reported_once(capsys, monkeypatch, capture) -> None:
-    def deny(path, start, end):
+    def deny(path, start, end, limit):
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(validate_chunks, "read_line_range", deny)
@@ -204,12 +204,16 @@ def test_an_unreadable_json_lines_file_is_reported_once(capsys, monkeypatch, cap
     ]
 
 
-@pytest.mark.parametrize("jobs", ["0", "-1", "two"])
-def test_jobs_must_be_a_positive_whole_number(capsys, jobs: str) -> None:
+@pytest.mark.parametrize(
+    ("jobs", "says"),
+    [("0", "must be from 1"), ("-1", "must be from 1"), ("two", "expected a whole number"),
+     ("100000", "must be from 1 to")],
+)
+def test_jobs_must_be_a_whole_number_up_to_four_per_cpu(capsys, jobs: str, says: str) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["validate", "--jobs", jobs, "-"])
     assert exit_.value.code == 2
-    assert "expected a whole number >= 1" in capsys.readouterr().err
+    assert f"argument --jobs: {says}" in capsys.readouterr().err
 
 
 def test_small_inputs_stay_in_one_process(monkeypatch, capture: list[Path]) -> None:
