@@ -21,6 +21,7 @@ COMMANDS = {
     "demo": "d1sim.simulator.commands.demo",
     "serve": "d1sim.simulator.commands.serve",
     "export": "d1sim.simulator.commands.export",
+    "ui": "d1sim.simulator.commands.ui",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

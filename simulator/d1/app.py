@@ -171,6 +171,14 @@ def _openapi() -> Response:
     return json_response(build_openapi(server_paths=True))
 
 
+def _add_ui(app: Flask, server: D1Server) -> None:
+    """The inspection UI at ``/``, guarded by the admin token, acting through the admin API."""
+    from d1sim.simulator.ui import add_ui, admin_caller
+
+    token = server.settings.admin_token
+    add_ui(app, server.settings.db_path, token=token, admin=admin_caller(app, ADMIN, token))
+
+
 def create_app(server: D1Server) -> Flask:
     """The Flask app of ``server``: inbound API, admin API, D1/problem-shaped errors."""
     from d1sim.simulator.d1.admin import add_admin_routes
@@ -182,6 +190,7 @@ def create_app(server: D1Server) -> Flask:
     add_inbound_routes(app, server)
     add_admin_routes(app, server)
     app.add_url_rule("/openapi.json", view_func=_openapi, methods=["GET"])
+    _add_ui(app, server)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app
