@@ -79,6 +79,7 @@ def add_parser(subparsers: Any) -> None:
     out = parser.add_argument_group("reports")
     out.add_argument("--report-json", metavar="FILE", help="write the verdicts as JSON")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
+    out.add_argument("--db", metavar="FILE", help="also record the verdicts in this SQLite file (see them with d1sim ui)")
     parser.set_defaults(func=run_command)
 
 
@@ -208,6 +209,11 @@ def _write_reports(args: argparse.Namespace, outcomes: list[CheckOutcome]) -> No
         write_json(args.report_json, report_document(args.target, args.seed, outcomes, **settings))
     if args.junit:
         write_junit(args.junit, as_cases(outcomes), name="d1sim check")
+    if args.db:
+        from d1sim.simulator.ui.results import record_outcomes
+
+        record_outcomes(args.db, "check", args.target, args.seed, outcomes)
+        print(f"results recorded in {args.db}; browse them: d1sim ui --db {args.db}", file=sys.stderr)
     if args.report_json or args.junit:
         print(
             "reports: " + ", ".join(p for p in (args.report_json, args.junit) if p), file=sys.stderr

@@ -58,6 +58,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-examples", type=positive(int), default=25, metavar="N",
                         help="examples per receiver check (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, metavar="N", help="checks' seed (default: 0)")
+    parser.add_argument("--db", metavar="FILE", help="also record the check verdicts in this SQLite file (d1sim ui)")
     parser.set_defaults(func=run_command)
 
 
@@ -88,6 +89,11 @@ def run_command(args: argparse.Namespace) -> int:
     _verdicts(console, "d1sim serve: cards ordered through D1's API", orders)
     _summary(console, results, check_cases + orders, valid, invalid, time.monotonic() - started)
     _write(out, results, check_cases, orders, url)
+    if args.db:
+        from d1sim.simulator.ui.results import record_outcomes
+
+        record_outcomes(args.db, "demo", url, args.seed, checks)
+        print(f"check verdicts recorded in {args.db}; browse them: d1sim ui --db {args.db}")
     failed = tally(cases + check_cases + orders)["failed"] or invalid
     return EXIT_FAILED if failed else EXIT_OK
 
