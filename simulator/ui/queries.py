@@ -157,7 +157,7 @@ class OutboxReader:
         if issuer is None:
             opts = orjson.loads(options) if options else {}
             issuer = opts.get("issuerId") or opts.get("issuer_id") or ""
-        return RunRow(run_id, created, name, str(issuer), target, status, self.counts(run_id))
+        return RunRow(run_id, _rfc3339(created), name, str(issuer), target, status, self.counts(run_id))
 
     def run_settings(self, run_id: str) -> tuple[dict[str, Any], float | None]:
         """What a run's POSTs were sent with (issuer settings or run options) and its virtual start."""
@@ -310,6 +310,11 @@ class OutboxReader:
                 if matched and isinstance(op.get("cardId"), str):
                     hits.append({"cardId": op["cardId"], "matched": matched, "runId": item.run_id})
         return hits
+
+
+def _rfc3339(stored: str) -> str:
+    """The outbox's ``...+00:00`` creation time written as RFC 3339 with ``Z``."""
+    return stored.replace("+00:00", "Z")
 
 
 def _matched_field(op: dict[str, Any], text: str) -> str | None:
