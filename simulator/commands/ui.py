@@ -14,6 +14,7 @@ from typing import Any
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, admin_token_for
 from d1sim.simulator.errors import EXIT_OK, UsageError
 from d1sim.simulator.outbox import DEFAULT_PATH
+from d1sim.simulator.request_log import add_log_options, install_from_args
 from d1sim.simulator.servers import serve
 
 EPILOG = """\
@@ -36,6 +37,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--port", type=int, default=8070, help="port, 0 for any free one (default: %(default)s)")
     parser.add_argument("--admin-token", metavar="T",
                         help=f"require this token off loopback (or ${ADMIN_TOKEN_ENV}); browsers log in with it as password")
+    add_log_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -49,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"no outbox at {args.db} (run 'd1sim replay ... --db {args.db}' first, or give --db)")
     token = admin_token_for(args.host, args.admin_token)
     app = create_ui_app(args.db, token)
+    install_from_args(app, args)
     try:
         serve(app, args.host, args.port,
               announce=lambda url: print(f"d1sim ui: {url}/ (database {args.db}, read-only)", flush=True))
