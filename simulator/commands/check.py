@@ -30,6 +30,7 @@ from d1sim.simulator.checker import DEFAULT_MAX_EXAMPLES, as_cases, http_context
 from d1sim.simulator.commands.options import BEARER_ENV, SECRET_ENV, add_auth_options, build_auth
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.reports import write_json, write_junit
+from d1sim.simulator.ticker import Ticker
 from d1sim.simulator.transport import HttpTransport, webhook_url
 
 EPILOG = f"""\
@@ -177,15 +178,22 @@ def run_command(args: argparse.Namespace) -> int:
             f"{args.max_examples} examples per check, timeout {args.timeout:g} s)",
             flush=True,
         )
-        started = time.perf_counter()
-        outcomes = run_checks(
-            context,
-            ids,
-            args.max_examples,
-            args.seed,
-            replay=lambda check_id: replay_command(args, auth, check_id),
-            progress=lambda outcome: print(format_line(outcome), flush=True),
-        )
+        started, done = time.perf_counter(), []
+
+        def show(outcome: CheckOutcome) -> None:
+            done.append(outcome)
+            print(format_line(outcome), flush=True)
+
+        # A check can take a while (shrinking a failure): a line every few seconds shows life.
+        with Ticker("d1sim check", lambda: len(done), "checks done", total=lambda: len(select_checks(ids))):
+            outcomes = run_checks(
+                context,
+                ids,
+                args.max_examples,
+                args.seed,
+                replay=lambda check_id: replay_command(args, auth, check_id),
+                progress=show,
+            )
     _print_failures(outcomes)
     print(f"\n{format_summary(outcomes, time.perf_counter() - started)}")
     _write_reports(args, outcomes)

@@ -39,6 +39,7 @@ from d1sim.simulator.replay import Replayer, ScenarioRef, ScenarioResult, resolv
 from d1sim.simulator.replay_output import make_console, print_results
 from d1sim.simulator.reports import CaseResult, tally, write_json, write_junit
 from d1sim.simulator.retry import RetryPolicy
+from d1sim.simulator.ticker import Ticker
 from d1sim.simulator.transport import HttpProbe
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
@@ -111,7 +112,8 @@ def _fresh(out: Path) -> Path:
 def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out: Path) -> list[ScenarioResult]:
     """Each scenario against the shared receiver, or its own when it asks for receiver knobs."""
     outbox = stack.enter_context(Outbox(out / "outbox.db"))
-    results = []
+    results: list[ScenarioResult] = []
+    stack.enter_context(Ticker("d1sim demo", lambda: len(results), "scenarios replayed", total=lambda: len(refs)))
     for ref in refs:
         target, sender_auth = url, auth
         if ref.scenario.receiver:
@@ -120,7 +122,7 @@ def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out:
         config = SenderConfig(target + WEBHOOK, retry=DEMO_RETRY, **({"auth": sender_auth} if sender_auth else {}))
         probe = HttpProbe(target + "/cards/{cardId}")
         stack.callback(probe.close)
-        results += Replayer(outbox, config, probe=probe).run_suite([ref])
+        results.extend(Replayer(outbox, config, probe=probe).run_suite([ref]))
     return results
 
 

@@ -32,6 +32,7 @@ from d1sim.contracts.problems import Problem
 from d1sim.simulator import validate_run
 from d1sim.simulator.reader import expand_inputs
 from d1sim.simulator.validate_pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.simulator.ticker import Ticker
 from d1sim.simulator.validate_run import Validation
 
 EPILOG = """\
@@ -115,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
     validation = Validation(sources, strict=args.strict, out=out, settle_every=SETTLE_EVERY)
     jobs = args.jobs or auto_jobs(sources)
     chunks = plan_chunks(sources) if jobs > 1 else []
+    ticker = Ticker("d1sim validate", lambda: validation.operations, "operations")
     try:
-        with ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline:
+        with ticker, ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline:
             for index, source in enumerate(sources):
                 if index in pipeline.indexes:
                     validation.check_chunks(index, pipeline.results_of(index))
