@@ -24,6 +24,7 @@ COMMANDS = {
     "serve": "d1sim.simulator.commands.serve",
     "export": "d1sim.simulator.commands.export",
     "ui": "d1sim.simulator.commands.ui",
+    "scenario": "d1sim.simulator.commands.scenario",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
