@@ -19,6 +19,7 @@ from d1sim.simulator.d1.app import ADMIN, D1Server, json_response
 from d1sim.simulator.d1.cancel import operations_in
 from d1sim.simulator.d1.orders import held_operation
 from d1sim.simulator.outbox import STATES, Attempt, StoredDelivery
+from d1sim.simulator.ui.results import rfc3339
 
 MAX_PAGE = 1000
 
@@ -46,7 +47,7 @@ def body_value(body: bytes) -> Any:
 def attempt_json(attempt: Attempt) -> dict[str, Any]:
     return {
         "number": attempt.number,
-        "startedAt": attempt.started_at,
+        "startedAt": rfc3339(attempt.started_at),
         "statusCode": attempt.status_code,
         "latencyMs": round(attempt.latency_ms, 3),
         "response": attempt.response.decode("utf-8", "replace"),
@@ -69,7 +70,7 @@ def delivery_json(item: StoredDelivery, full: bool = False) -> dict[str, Any]:
         "lastStatus": item.last_status,
         "lastError": item.last_error,
         "fault": d.fault,
-        "nextAttemptAt": item.next_attempt_at,
+        "nextAttemptAt": None if item.next_attempt_at is None else rfc3339(item.next_attempt_at),
     }
     if full:
         out["body"] = body_value(d.body)
@@ -100,7 +101,7 @@ class RunViews:
             "runId": run_id,
             "issuerId": record.issuer_id,
             "scenario": run.name,
-            "created": run.created,
+            "created": run.created.replace("+00:00", "Z"),
             "target": run.target,
             "finished": record.finished,
             "options": run.options,
@@ -125,7 +126,8 @@ class RunViews:
         limit, offset = page()
         issuer_id = request.args.get("issuerId")
         orders = self.server.store.orders(issuer_id, limit, offset)
-        return json_response({"cards": [{**o.as_json(), "held": self._held(o.run_id, o.card_id)} for o in orders]})
+        cards = [{**o.as_json(), "created": rfc3339(o.created), "held": self._held(o.run_id, o.card_id)} for o in orders]
+        return json_response({"cards": cards})
 
     def _held(self, run_id: str | None, card_id: str) -> Any:
         if run_id is None:
@@ -149,7 +151,7 @@ class RunViews:
         body = body_json()
         since = _since(body.get("since"))
         found = self.server.outbox.dead_since(since, self._run_ids(body.get("issuerId")))
-        return json_response({"requeued": self._requeue(found), "since": since}, 202)
+        return json_response({"requeued": self._requeue(found), "since": rfc3339(since) if since else None}, 202)
 
     def replay(self) -> Response:
         """Send again now everything never delivered: dead ones and those waiting on a backoff."""

@@ -58,6 +58,10 @@ def test_resend_goes_through_the_admin_api_and_adds_an_attempt(tmp_path: Path) -
                  what="the resent delivery")
         history = mock.http.get(f"/_sim/deliveries/{delivery_id}").json()["history"]
         assert [a["statusCode"] for a in history] == [503, 204]
+        # The admin API writes every time as RFC 3339 UTC.
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", a["startedAt"]) for a in history)
+        run = mock.http.get("/_sim/runs").json()["runs"][0]
+        assert run["created"].endswith("Z") and mock.http.get("/_sim/cards").json()["cards"][0]["created"].endswith("Z")
         assert mock.http.get(f"/deliveries/{delivery_id}").text.count('class="attempt"') == 2
 
 
