@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import orjson
-
 from d1sim.contracts.timeline import Delivery
 from d1sim.simulator.outbox import Attempt, Outbox
 from d1sim.simulator.ui import create_ui_app
@@ -87,7 +86,7 @@ def main() -> None:
         print(f"built {args.n:,} deliveries in {time.perf_counter() - started:.1f} s "
               f"({path.stat().st_size / 1e6:.0f} MB)")
         client = create_ui_app(path).test_client()
-        print(f"| page | median ms | max ms |\n|---|---:|---:|")
+        print("| page | median ms | max ms |\n|---|---:|---:|")
         worst = 0.0
         for label, url in pages(run, args.n).items():
             times = []
@@ -98,7 +97,8 @@ def main() -> None:
                 assert answer.status_code == 200, (url, answer.status_code)
             worst = max(worst, statistics.median(times))
             print(f"| {label} | {statistics.median(times):.1f} | {max(times):.1f} |")
-        print(f"slowest median {worst:.1f} ms (target < {TARGET_MS:.0f} ms): {'met' if worst < TARGET_MS else 'NOT met'}")
+        verdict = "met" if worst < TARGET_MS else "NOT met"
+        print(f"slowest median {worst:.1f} ms (target < {TARGET_MS:.0f} ms): {verdict}")
 
 
 if __name__ == "__main__":

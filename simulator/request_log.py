@@ -25,9 +25,8 @@ import time
 from typing import Any, TextIO
 
 import orjson
-from flask import Flask, Response, g, request
-
 from d1sim.simulator.ui.results import rfc3339
+from flask import Flask, Response, g, request
 
 FORMATS = ("text", "json")
 MAX_PARSED = 1024 * 1024  # bigger bodies are logged without their cards (parsing is not free)

@@ -80,7 +80,8 @@ def add_parser(subparsers: Any) -> None:
     out = parser.add_argument_group("reports")
     out.add_argument("--report-json", metavar="FILE", help="write the verdicts as JSON")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
-    out.add_argument("--db", metavar="FILE", help="also record the verdicts in this SQLite file (see them with d1sim ui)")
+    out.add_argument("--db", metavar="FILE",
+                     help="also record the verdicts in this SQLite file (see them with d1sim ui)")
     parser.set_defaults(func=run_command)
 
 

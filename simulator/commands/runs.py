@@ -49,7 +49,9 @@ def _with_db(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _open(args: argparse.Namespace) -> Outbox:
     if args.db != ":memory:" and not os.path.exists(args.db):
-        raise UsageError(f"no outbox at {args.db} (run 'd1sim replay SCENARIO --target URL --db {args.db}' first, or give --db)")
+        raise UsageError(
+            f"no outbox at {args.db} (run 'd1sim replay SCENARIO --target URL --db {args.db}' first, or give --db)"
+        )
     return Outbox(args.db)
 
 

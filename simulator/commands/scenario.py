@@ -102,15 +102,21 @@ def render_text(doc: dict[str, Any]) -> str:
         lines.append("  receiver: " + ", ".join(f"{k}={v}" for k, v in doc["receiver"].items()))
     expect = doc["expect"]
     lines.append(f"  expect:   responses {', '.join(expect['responses'])}"
-                 + (", all delivered" if expect["allDelivered"] else "") + (", end state probed" if expect["endState"] else ""))
+                 + (", all delivered" if expect["allDelivered"] else "")
+                 + (", end state probed" if expect["endState"] else ""))
     totals = doc["totals"]
     lines.append(f"  sends:    {totals['deliveries']} deliveries, {totals['operations']} operations, "
                  f"{totals['bytes']:,} bytes over {totals['lastDueSeconds']:g} virtual s" if totals
                  else f"  sends:    not counted ({cards['total']} cards is over {MAX_COUNTED_CARDS:,})")
     lines.append(f"  first {len(doc['deliveries'])} deliveries:")
-    lines += [f"    {d['seq']:>5}  +{d['dueSeconds']:>10g} s  {'/'.join(d['statuses']):<40} cards={','.join(d['cards'])}"
-              + (f"  fault={d['fault']}" if d["fault"] else "") for d in doc["deliveries"]]
+    lines += [_delivery_text(d) for d in doc["deliveries"]]
     return "\n".join(lines)
+
+
+def _delivery_text(d: dict[str, Any]) -> str:
+    fault = f"  fault={d['fault']}" if d["fault"] else ""
+    statuses, cards = "/".join(d["statuses"]), ",".join(d["cards"])
+    return f"    {d['seq']:>5}  +{d['dueSeconds']:>10g} s  {statuses:<40} cards={cards}{fault}"
 
 
 def _fault_text(fault: dict[str, Any]) -> str:

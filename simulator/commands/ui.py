@@ -36,7 +36,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=int, default=8070, help="port, 0 for any free one (default: %(default)s)")
     parser.add_argument("--admin-token", metavar="T",
-                        help=f"require this token off loopback (or ${ADMIN_TOKEN_ENV}); browsers log in with it as password")
+                        help=f"require this token (or ${ADMIN_TOKEN_ENV}); needed off loopback; "
+                        "a browser logs in with it as the password")
     add_log_options(parser)
     parser.set_defaults(func=run)
 

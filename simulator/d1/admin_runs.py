@@ -11,8 +11,6 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from flask import Flask, Response, request
-
 from d1sim.contracts.durations import DurationError, parse_duration
 from d1sim.simulator.d1.admin import AdminError, body_json, issuer_or_404
 from d1sim.simulator.d1.app import ADMIN, D1Server, json_response
@@ -20,6 +18,7 @@ from d1sim.simulator.d1.cancel import operations_in
 from d1sim.simulator.d1.orders import held_operation
 from d1sim.simulator.outbox import STATES, Attempt, StoredDelivery
 from d1sim.simulator.ui.results import rfc3339
+from flask import Flask, Response, request
 
 MAX_PAGE = 1000
 
@@ -126,7 +125,8 @@ class RunViews:
         limit, offset = page()
         issuer_id = request.args.get("issuerId")
         orders = self.server.store.orders(issuer_id, limit, offset)
-        cards = [{**o.as_json(), "created": rfc3339(o.created), "held": self._held(o.run_id, o.card_id)} for o in orders]
+        cards = [{**o.as_json(), "created": rfc3339(o.created), "held": self._held(o.run_id, o.card_id)}
+                 for o in orders]
         return json_response({"cards": cards})
 
     def _held(self, run_id: str | None, card_id: str) -> Any:

@@ -22,9 +22,8 @@ from binascii import Error as Base64Error
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, Response, current_app, request
-
 from d1sim.simulator.ui.views import AdminCall, ui
+from flask import Flask, Response, current_app, request
 
 REALM = 'Basic realm="d1sim", charset="UTF-8"'
 

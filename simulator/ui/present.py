@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-
 from d1sim.simulator.ui.results import rfc3339
 
 MASK = "***"
@@ -67,7 +66,8 @@ def request_headers(
     settings (``auth.type``, ``signSecret``).
     """
     headers = {"Content-Type": "application/json", "x-correlation-id": correlation_id}
-    auth = settings.get("auth") if isinstance(settings.get("auth"), Mapping) else {}
+    raw = settings.get("auth")
+    auth: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
     mode = str(auth.get("mode") or auth.get("type") or "none")
     if mode != "none":
         headers["Authorization"] = f"Bearer {MASK}"

@@ -287,7 +287,7 @@ class OutboxReader:
             return []
         hits: dict[tuple[str, str], dict[str, Any]] = {}
         if self.has_orders:
-            for card, op, req, run in self.db.execute(
+            for card, op, _req, run in self.db.execute(
                 "SELECT card_id, operation_id, request_id, run_id FROM d1_orders WHERE card_id = ? "
                 "OR operation_id = ? OR request_id = ? LIMIT ?", (text, text, text, limit),
             ):
@@ -318,7 +318,8 @@ def _rfc3339(stored: str) -> str:
 
 
 def _matched_field(op: dict[str, Any], text: str) -> str | None:
-    details = op.get("details") if isinstance(op.get("details"), dict) else {}
+    raw = op.get("details")
+    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
     for name, value in (("cardId", op.get("cardId")), ("operationId", op.get("operationId")),
                         ("issuerRequestId", op.get("issuerRequestId") or details.get("issuerRequestId"))):
         if value == text:

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
 from d1sim.contracts.checks import CheckOutcome
 from d1sim.simulator.errors import UsageError
 

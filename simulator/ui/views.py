@@ -7,15 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
-
-from werkzeug.exceptions import HTTPException
-
 from d1sim.contracts.lifecycle import load_lifecycle
 from d1sim.simulator.ui import present
 from d1sim.simulator.ui.diagram import lifecycle_diagram
 from d1sim.simulator.ui.queries import PAGE, UI_STATES, DeliveryRow, OutboxReader
 from d1sim.simulator.ui.results import read_sessions
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 # (path under /_sim, JSON body) -> (HTTP status, JSON answer); None when no admin API is mounted.
 AdminCall = Callable[[str, dict[str, Any]], tuple[int, Any]]
@@ -152,14 +151,14 @@ def search() -> str:
 
 
 @ui.post("/deliveries/<int:delivery_id>/resend")
-def resend(delivery_id: int) -> Response:
+def resend(delivery_id: int) -> WerkzeugResponse:
     status, body = _admin(f"/deliveries/{delivery_id}/resend", {})
     notice = "queued to be sent again" if status == 202 else _problem_text(status, body)
     return redirect(url_for("ui.delivery", delivery_id=delivery_id, notice=notice), 303)
 
 
 @ui.post("/failures/recover")
-def recover() -> Response:
+def recover() -> WerkzeugResponse:
     issuer = request.form.get("issuer") or None
     status, body = _admin("/deliveries/recover", {"issuerId": issuer} if issuer else {})
     notice = f"{body.get('requeued', 0)} dead deliveries queued again" if status == 202 else _problem_text(status, body)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from d1sim.simulator.request_log import add_request_log
 from flask import Flask
 
-from d1sim.simulator.request_log import add_request_log
-from tests.simulator.d1_support import ISSUER, ORDER, ServeProcess
+from tests.simulator.d1_support import ISSUER, ServeProcess
 
 
 def _app(fmt: str) -> tuple[Flask, io.StringIO]:

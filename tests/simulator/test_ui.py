@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from d1sim.contracts.checks import CheckOutcome
 from d1sim.simulator.receiver import ReceiverConfig
 from d1sim.simulator.ui import create_ui_app
 from d1sim.simulator.ui.queries import OutboxReader
 from d1sim.simulator.ui.results import record_outcomes
+
 from tests.simulator.d1_support import ISSUER, MockD1, mock_d1, wait_for
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def _dead_delivery(mock: MockD1, card: str = "card-ui-1") -> int:
 
 
 def _order() -> dict:
-    from tests.simulator.d1_support import ORDER
+    from d1_support import ORDER
 
     return dict(ORDER)
 
@@ -102,8 +102,11 @@ def test_replay_outbox_is_shown_read_only_with_the_resend_hint(tmp_path: Path) -
     page = client.get("/deliveries/1").get_data(as_text=True)
     assert f"d1sim deliveries resend 1 --db {db}" in page and "connection refused" in page
     assert client.post("/deliveries/1/resend").status_code == 405
-    assert 'href="/deliveries/1"' in client.get("/failures", query_string={"issuer": "ISSUER0009"}).get_data(as_text=True)
-    assert 'href="/deliveries/1"' not in client.get("/failures", query_string={"issuer": "OTHER"}).get_data(as_text=True)
+    def failures(issuer: str) -> str:
+        return client.get("/failures", query_string={"issuer": issuer}).get_data(as_text=True)
+
+    assert 'href="/deliveries/1"' in failures("ISSUER0009")
+    assert 'href="/deliveries/1"' not in failures("OTHER")
     assert "op-9" in client.get("/search", query_string={"q": "op-9"}).get_data(as_text=True)
     assert client.get("/runs/" + run, query_string={"status": "abc"}).status_code == 400
 
