@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import orjson
+
 from d1sim.contracts.timeline import Delivery
 from d1sim.simulator.outbox import Attempt, Outbox
 from d1sim.simulator.ui import create_ui_app

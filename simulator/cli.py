@@ -7,10 +7,9 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from d1sim import __version__
 from d1sim.simulator.cli_errors import reject_unknown
 from d1sim.simulator.errors import EXIT_USAGE, UsageError
-
-from d1sim import __version__
 
 # Command -> the module whose ``add_parser(subparsers)`` registers it (``func(args) -> int``).
 COMMANDS = {

@@ -6,13 +6,14 @@ import argparse
 import sys
 from typing import Any
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
 from d1sim.simulator.delivery import DeliveryEvent
 from d1sim.simulator.replay import ScenarioRef, ScenarioResult
 from d1sim.simulator.reports import tally, write_json, write_junit
 from d1sim.simulator.ticker import INTERVAL, Ticker
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
 
 class ProgressBars:

@@ -25,8 +25,9 @@ import time
 from typing import Any, TextIO
 
 import orjson
-from d1sim.simulator.ui.results import rfc3339
 from flask import Flask, Response, g, request
+
+from d1sim.simulator.ui.results import rfc3339
 
 FORMATS = ("text", "json")
 MAX_PARSED = 1024 * 1024  # bigger bodies are logged without their cards (parsing is not free)

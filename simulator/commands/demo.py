@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from rich.console import Console
+from rich.table import Table
+
 from d1sim.contracts.lifecycle import load_lifecycle
 from d1sim.contracts.render import render_table
 from d1sim.contracts.scenarios import bundled_scenarios
@@ -38,8 +41,6 @@ from d1sim.simulator.reports import CaseResult, tally, write_json, write_junit
 from d1sim.simulator.retry import RetryPolicy
 from d1sim.simulator.ticker import Ticker
 from d1sim.simulator.transport import HttpProbe
-from rich.console import Console
-from rich.table import Table
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"

@@ -27,6 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+
 from d1sim.contracts.problems import Problem
 from d1sim.simulator import validate_run
 from d1sim.simulator.reader import expand_inputs

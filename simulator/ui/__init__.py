@@ -22,8 +22,9 @@ from binascii import Error as Base64Error
 from pathlib import Path
 from typing import Any
 
-from d1sim.simulator.ui.views import AdminCall, ui
 from flask import Flask, Response, current_app, request
+
+from d1sim.simulator.ui.views import AdminCall, ui
 
 REALM = 'Basic realm="d1sim", charset="UTF-8"'
 

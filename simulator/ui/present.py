@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
+
 from d1sim.simulator.ui.results import rfc3339
 
 MASK = "***"

@@ -24,7 +24,7 @@ import orjson
 
 PAGE = 50
 UI_STATES = ("delivered", "pending", "retrying", "dead")
-_COLUMNS = (
+_COLUMNS = (  # also read by d1sim.simulator.ui.search
     "id, run_id, seq, due, body, card_ids, statuses, correlation_id, scenario, fault, state, "
     "attempts, last_status, last_error, next_attempt_at"
 )
@@ -278,53 +278,10 @@ class OutboxReader:
             return []
         return [r[0] for r in self.db.execute("SELECT DISTINCT issuer_id FROM d1_runs ORDER BY 1")]
 
-    # -- search -------------------------------------------------------------------------------
-
-    def search(self, text: str, limit: int = PAGE) -> list[dict[str, Any]]:
-        """Cards matching a cardId, operationId or issuerRequestId: ``{cardId, matched, runId}``."""
-        text = text.strip()
-        if not text or not self.has_outbox:
-            return []
-        hits: dict[tuple[str, str], dict[str, Any]] = {}
-        if self.has_orders:
-            for card, op, _req, run in self.db.execute(
-                "SELECT card_id, operation_id, request_id, run_id FROM d1_orders WHERE card_id = ? "
-                "OR operation_id = ? OR request_id = ? LIMIT ?", (text, text, text, limit),
-            ):
-                matched = "cardId" if card == text else "operationId" if op == text else "issuerRequestId"
-                hits.setdefault((card, run or ""), {"cardId": card, "matched": matched, "runId": run})
-        for hit in self._search_bodies(text, limit):
-            hits.setdefault((hit["cardId"], hit["runId"]), hit)
-        return list(hits.values())[:limit]
-
-    def _search_bodies(self, text: str, limit: int) -> list[dict[str, Any]]:
-        needle = orjson.dumps(text).decode()
-        rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE instr(card_ids, ?) > 0 OR instr(body, ?) > 0 "
-            "ORDER BY id LIMIT ?", (needle, needle.encode(), limit),
-        ).fetchall()
-        hits = []
-        for item in map(DeliveryRow.from_row, rows):
-            for op in item.operations():
-                matched = _matched_field(op, text)
-                if matched and isinstance(op.get("cardId"), str):
-                    hits.append({"cardId": op["cardId"], "matched": matched, "runId": item.run_id})
-        return hits
-
 
 def _rfc3339(stored: str) -> str:
     """The outbox's ``...+00:00`` creation time written as RFC 3339 with ``Z``."""
     return stored.replace("+00:00", "Z")
-
-
-def _matched_field(op: dict[str, Any], text: str) -> str | None:
-    raw = op.get("details")
-    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    for name, value in (("cardId", op.get("cardId")), ("operationId", op.get("operationId")),
-                        ("issuerRequestId", op.get("issuerRequestId") or details.get("issuerRequestId"))):
-        if value == text:
-            return name
-    return None
 
 
 def _status_filter(where: list[str], args: list[Any], status: str | None) -> tuple[list[str], list[Any]]:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from d1sim.contracts.checks import CheckOutcome
 from d1sim.simulator.errors import UsageError
 

@@ -7,14 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WerkzeugResponse
+
 from d1sim.contracts.lifecycle import load_lifecycle
 from d1sim.simulator.ui import present
 from d1sim.simulator.ui.diagram import lifecycle_diagram
 from d1sim.simulator.ui.queries import PAGE, UI_STATES, DeliveryRow, OutboxReader
 from d1sim.simulator.ui.results import read_sessions
-from flask import Blueprint, abort, current_app, g, redirect, render_template, request, url_for
-from werkzeug.exceptions import HTTPException
-from werkzeug.wrappers import Response as WerkzeugResponse
+from d1sim.simulator.ui.search import search as search_cards
 
 # (path under /_sim, JSON body) -> (HTTP status, JSON answer); None when no admin API is mounted.
 AdminCall = Callable[[str, dict[str, Any]], tuple[int, Any]]
@@ -146,7 +148,7 @@ def checks() -> str:
 @ui.get("/search")
 def search() -> str:
     text = request.args.get("q", "").strip()
-    hits = reader().search(text) if text else []
+    hits = search_cards(reader(), text) if text else []
     return render_template("search.html", q=text, hits=hits)
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from d1sim.simulator.check_report import raw_text
-from d1sim.simulator.cli import main
 
 from d1sim import __version__
+from d1sim.simulator.check_report import raw_text
+from d1sim.simulator.cli import main
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:

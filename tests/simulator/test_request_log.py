@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from d1sim.simulator.request_log import add_request_log
 from flask import Flask
 
+from d1sim.simulator.request_log import add_request_log
 from tests.simulator.d1_support import ISSUER, ServeProcess
 
 

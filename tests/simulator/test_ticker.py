@@ -7,6 +7,7 @@ import threading
 from types import SimpleNamespace
 
 import pytest
+
 from d1sim.simulator.replay_output import ProgressBars
 from d1sim.simulator.ticker import Ticker
 

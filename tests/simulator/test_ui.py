@@ -8,12 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from d1sim.contracts.checks import CheckOutcome
 from d1sim.simulator.receiver import ReceiverConfig
 from d1sim.simulator.ui import create_ui_app
 from d1sim.simulator.ui.queries import OutboxReader
 from d1sim.simulator.ui.results import record_outcomes
-
 from tests.simulator.d1_support import ISSUER, MockD1, mock_d1, wait_for
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from d1sim.simulator.receiver import ReceiverConfig
 
+from d1sim.simulator.receiver import ReceiverConfig
 from tests.simulator.d1_support import ORDER, MockD1, mock_d1, wait_for
 
 CHROMIUM = os.environ.get("D1SIM_CHROMIUM", "/usr/bin/chromium")
