@@ -141,7 +141,8 @@ class Replayer:
         if resume is not None:
             chosen = next((r for r in runs if r.id == resume), None)
             if chosen is None:
-                raise UsageError(f"no run {resume} in {self.outbox.path}; see 'd1sim runs list --db {self.outbox.path}'")
+                raise UsageError(f"no run {resume} in {self.outbox.path}; see "
+                                 f"'d1sim runs list --db {self.outbox.path}'")
             if chosen.options.get("suite", {}).get("key") != suite:
                 raise UsageError(f"run {resume} was not made by this command (other scenarios, "
                                  "seed or target); give the same scenarios and --target")

@@ -58,5 +58,7 @@ class Ticker:
         total = self.total() if self.total else None
         of = f"/{total:,}" if total else ""
         stream = self.stream or sys.stderr
-        stream.write(f"{self.label}: {done:,}{of} {self.unit} ({done / seconds:,.0f}/s, {seconds:.0f} s)\n")
+        rate = done / seconds
+        shown = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2g}"
+        stream.write(f"{self.label}: {done:,}{of} {self.unit} ({shown}/s, {seconds:.0f} s)\n")
         stream.flush()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from d1sim.contracts.checks import select_checks
 from d1sim.contracts.lifecycle import load_lifecycle
 from d1sim.contracts.render import render_table
 from d1sim.contracts.scenarios import bundled_scenarios
@@ -71,18 +73,25 @@ def run_command(args: argparse.Namespace) -> int:
     out = _fresh(Path(args.output))
     console.print("[bold]The PRODUCE lifecycle[/bold] (schemas/produce-lifecycle.json)\n")
     console.print(render_table(load_lifecycle()), markup=False)
-    started = time.monotonic()
+    started, done = time.monotonic(), [0]
+    steps = len(refs) + len(select_checks(None)) + 1  # scenarios, checks, the mock D1's orders
+
+    def step(*_: Any) -> None:
+        done[0] += 1
+
     with ExitStack() as stack:
+        stack.enter_context(Ticker("d1sim demo", lambda: done[0], "steps done", total=lambda: steps))
         url = stack.enter_context(running_receiver(ReceiverConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)))
         auth = OAuth2ClientCredentials(url + TOKEN_PATH, CLIENT_ID, CLIENT_SECRET)
         console.print(f"\nreference receiver on {url} (OAuth2 client credentials)\n")
-        results = _replay(stack, refs, url, auth, out)
+        results = _replay(stack, refs, url, auth, out, step)
         valid, invalid = _validate_sent(out / "outbox.db")
         checks = run_checks(http_context(url, state_url=url + "/cards/{cardId}", auth=auth),
-                            max_examples=args.max_examples, seed=args.seed)
+                            max_examples=args.max_examples, seed=args.seed, progress=step)
         console.print("ordering cards through the mock D1 (d1sim serve) ...")
         orders = order_cards(url, {"type": "oauth2", "tokenUrl": url + TOKEN_PATH, "clientId": CLIENT_ID,
                                    "clientSecret": CLIENT_SECRET}, out / "d1.db")
+        step()
     cases = [c for r in results for c in r.cases]
     check_cases = as_cases(checks)
     print_results(results)
@@ -109,11 +118,11 @@ def _fresh(out: Path) -> Path:
     return out
 
 
-def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out: Path) -> list[ScenarioResult]:
+def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out: Path,
+            step: Callable[[], None]) -> list[ScenarioResult]:
     """Each scenario against the shared receiver, or its own when it asks for receiver knobs."""
     outbox = stack.enter_context(Outbox(out / "outbox.db"))
     results: list[ScenarioResult] = []
-    stack.enter_context(Ticker("d1sim demo", lambda: len(results), "scenarios replayed", total=lambda: len(refs)))
     for ref in refs:
         target, sender_auth = url, auth
         if ref.scenario.receiver:
@@ -123,6 +132,7 @@ def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out:
         probe = HttpProbe(target + "/cards/{cardId}")
         stack.callback(probe.close)
         results.extend(Replayer(outbox, config, probe=probe).run_suite([ref]))
+        step()
     return results
 
 
