@@ -28,10 +28,10 @@ TIMEOUT_MS = 15_000
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
-def _chromium_or_skip() -> str:
-    if Path(CHROMIUM).exists():
-        return CHROMIUM
-    reason = f"{CHROMIUM} is missing: install it with 'apt-get install -y chromium'"
+def _chromium_or_skip(path: str = CHROMIUM) -> str:
+    if Path(path).exists():
+        return path
+    reason = f"{path} is missing: install it with 'apt-get install -y chromium'"
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and {reason}; browser tests must run in CI")
     pytest.skip(reason)
@@ -40,7 +40,10 @@ def _chromium_or_skip() -> str:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     executable = _chromium_or_skip()
-    playwright = pytest.importorskip("playwright.sync_api")
+    if os.environ.get("CI") == "true":
+        import playwright.sync_api as playwright  # in CI a missing package is a failure
+    else:
+        playwright = pytest.importorskip("playwright.sync_api", reason="pip install -e '.[test]'")
     with playwright.sync_playwright() as p:
         launched = p.chromium.launch(executable_path=executable, args=ARGS, headless=True)
         yield launched
@@ -134,3 +137,13 @@ def test_pages_work_with_javascript_off(tmp_path: Path, browser: Any) -> None:
             assert "status=503" in no_js.url
     finally:
         context.close()
+
+
+def test_a_missing_browser_fails_under_ci_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    missing = str(tmp_path / "no-chromium")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI=true and .*no-chromium is missing"):
+        _chromium_or_skip(missing)
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="apt-get install -y chromium"):
+        _chromium_or_skip(missing)
