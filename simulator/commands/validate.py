@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     chunks = plan_chunks(sources) if jobs > 1 else []
     ticker = Ticker("d1sim validate", lambda: validation.operations, "operations")
     try:
-        with ticker, ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline:
+        # The ticker's thread starts after the workers: they are forked only from a lone thread.
+        with ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline, ticker:
             for index, source in enumerate(sources):
                 if index in pipeline.indexes:
                     validation.check_chunks(index, pipeline.results_of(index))

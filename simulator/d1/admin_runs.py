@@ -152,7 +152,7 @@ class RunViews:
         body = body_json()
         since = _since(body.get("since"))
         found = self.server.outbox.dead_since(since, self._run_ids(body.get("issuerId")))
-        return json_response({"requeued": self._requeue(found), "since": rfc3339(since) if since else None}, 202)
+        return json_response({"requeued": self._requeue(found), "since": _shown_since(since)}, 202)
 
     def replay(self) -> Response:
         """Send again now everything never delivered: dead ones and those waiting on a backoff."""
@@ -171,6 +171,14 @@ class RunViews:
         for run_id in dict.fromkeys(run_id for run_id, _ in found):
             self.server.dispatcher.reload(run_id)
         return len(found)
+
+
+def _shown_since(since: float) -> str | None:
+    """``since`` as RFC 3339; None for "ever" or a moment no calendar can write (year > 9999)."""
+    try:
+        return rfc3339(since) if since > 0 else None
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _since(value: Any) -> float:
