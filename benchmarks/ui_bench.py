@@ -22,8 +22,8 @@ from pathlib import Path
 
 import orjson
 
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator.outbox import Attempt, Outbox
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.outbox import Attempt, Outbox
 from d1sim.simulator.ui import create_ui_app
 
 TARGET_MS = 250.0

@@ -13,11 +13,11 @@ import json
 from datetime import timedelta
 from typing import Any
 
-from d1sim.contracts.expansion import expand_scenario, planned_deliveries, summarize
-from d1sim.contracts.scenarios import Scenario
-from d1sim.simulator.commands.options import positive
+from d1sim.contracts.scenario.expansion import expand_scenario, planned_deliveries, summarize
+from d1sim.contracts.scenario.loading import Scenario
+from d1sim.simulator.cli.options import positive
 from d1sim.simulator.errors import EXIT_OK
-from d1sim.simulator.replay import resolve_scenarios
+from d1sim.simulator.replay.run import resolve_scenarios
 
 MAX_COUNTED_CARDS = 10_000  # above this, counting every delivery would take too long to preview
 SHOWN_CARDS = 10

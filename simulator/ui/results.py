@@ -56,7 +56,7 @@ def record_outcomes(
     Raises:
         UsageError: the database cannot be opened or written.
     """
-    from d1sim.simulator.check_report import format_failure
+    from d1sim.simulator.reports.check import format_failure
 
     now = datetime.now(UTC)
     session = f"{command}-{now:%Y%m%dT%H%M%S%f}"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from d1sim import __version__
-from d1sim.simulator.check_report import raw_text
 from d1sim.simulator.cli import main
+from d1sim.simulator.reports.check import raw_text
 
 
 def test_version_prints_the_installed_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.scenarios import load_bundled
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.cli import main
 
 

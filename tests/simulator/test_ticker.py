@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from d1sim.simulator.replay_output import ProgressBars
+from d1sim.simulator.replay.output import ProgressBars
 from d1sim.simulator.ticker import Ticker
 
 

@@ -89,8 +89,8 @@ def test_admin_token_guards_the_pages(tmp_path: Path) -> None:
 
 
 def test_replay_outbox_is_shown_read_only_with_the_resend_hint(tmp_path: Path) -> None:
-    from d1sim.contracts.timeline import Delivery
-    from d1sim.simulator.outbox import Attempt, Outbox
+    from d1sim.contracts.scenario.timeline import Delivery
+    from d1sim.simulator.delivery.outbox import Attempt, Outbox
 
     db = tmp_path / "run.db"
     with Outbox(db) as box:
