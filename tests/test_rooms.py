@@ -16,6 +16,9 @@ LAZY = {
     "d1sim.simulator.check.plugin",
     # create_app needs no server; waitress is loaded only by the helper that serves it.
     "d1sim.simulator.receiver.app",
+    # --db is optional: the UI's result tables load only when a verdict is recorded.
+    "d1sim.simulator.cli.check",
+    "d1sim.simulator.cli.demo",
 }
 
 

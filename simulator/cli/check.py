@@ -42,6 +42,7 @@ from d1sim.simulator.delivery.auth import Auth
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.reports.check import format_failure, format_line, format_summary, report_document
 from d1sim.simulator.reports.results import write_json, write_junit
+from d1sim.simulator.ticker import Ticker
 
 EPILOG = f"""\
 target: a base URL gets {WEBHOOK_PATH} appended; a URL that
@@ -92,6 +93,8 @@ def add_parser(subparsers: Any) -> None:
     out = parser.add_argument_group("reports")
     out.add_argument("--report-json", metavar="FILE", help="write the verdicts as JSON")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
+    out.add_argument("--db", metavar="FILE",
+                     help="also record the verdicts in this SQLite file (see them with d1sim ui)")
     parser.set_defaults(func=run_command)
 
 
@@ -189,15 +192,22 @@ def run_command(args: argparse.Namespace) -> int:
             f"{args.max_examples} examples per check, timeout {args.timeout:g} s)",
             flush=True,
         )
-        started = time.perf_counter()
-        outcomes = run_checks(
-            context,
-            ids,
-            args.max_examples,
-            args.seed,
-            replay=lambda check_id: replay_command(args, auth, check_id),
-            progress=lambda outcome: print(format_line(outcome), flush=True),
-        )
+        started, done = time.perf_counter(), []
+
+        def show(outcome: CheckOutcome) -> None:
+            done.append(outcome)
+            print(format_line(outcome), flush=True)
+
+        # A check can take a while (shrinking a failure): a line every few seconds shows life.
+        with Ticker("d1sim check", lambda: len(done), "checks done", total=lambda: len(select_checks(ids))):
+            outcomes = run_checks(
+                context,
+                ids,
+                args.max_examples,
+                args.seed,
+                replay=lambda check_id: replay_command(args, auth, check_id),
+                progress=show,
+            )
     _print_failures(outcomes)
     print(f"\n{format_summary(outcomes, time.perf_counter() - started)}")
     _write_reports(args, outcomes)
@@ -221,6 +231,11 @@ def _write_reports(args: argparse.Namespace, outcomes: list[CheckOutcome]) -> No
         write_json(args.report_json, report_document(args.target, args.seed, outcomes, **settings))
     if args.junit:
         write_junit(args.junit, as_cases(outcomes), name="d1sim check")
+    if args.db:
+        from d1sim.simulator.ui.results import record_outcomes
+
+        record_outcomes(args.db, "check", args.target, args.seed, outcomes)
+        print(f"results recorded in {args.db}; browse them: d1sim ui --db {args.db}", file=sys.stderr)
     if args.report_json or args.junit:
         print(
             "reports: " + ", ".join(p for p in (args.report_json, args.junit) if p), file=sys.stderr

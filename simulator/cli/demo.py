@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from d1sim.contracts.checks import select_checks
 from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.lifecycle.render import render_table
 from d1sim.contracts.notification.validation import notification_validator
@@ -41,6 +43,7 @@ from d1sim.simulator.receiver.app import ReceiverConfig, running_receiver
 from d1sim.simulator.replay.output import make_console, print_results
 from d1sim.simulator.replay.run import Replayer, ScenarioRef, ScenarioResult, resolve_scenarios
 from d1sim.simulator.reports.results import CaseResult, tally, write_json, write_junit
+from d1sim.simulator.ticker import Ticker
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"
@@ -59,6 +62,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--max-examples", type=integer(1, 100_000), default=25, metavar="N",
                         help="examples per receiver check (default: %(default)s)")
     parser.add_argument("--seed", type=integer(0, MAX_INT), default=0, metavar="N", help="checks' seed (default: 0)")
+    parser.add_argument("--db", metavar="FILE", help="also record the check verdicts in this SQLite file (d1sim ui)")
     parser.set_defaults(func=run_command)
 
 
@@ -70,18 +74,25 @@ def run_command(args: argparse.Namespace) -> int:
     out = _fresh(Path(args.output))
     console.print("[bold]The PRODUCE lifecycle[/bold] (schemas/produce-lifecycle.json)\n")
     console.print(render_table(load_lifecycle()), markup=False)
-    started = time.monotonic()
+    started, done = time.monotonic(), [0]
+    steps = len(refs) + len(select_checks(None)) + 1  # scenarios, checks, the mock D1's orders
+
+    def step(*_: Any) -> None:
+        done[0] += 1
+
     with ExitStack() as stack:
+        stack.enter_context(Ticker("d1sim demo", lambda: done[0], "steps done", total=lambda: steps))
         url = stack.enter_context(running_receiver(ReceiverConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET)))
         auth = OAuth2ClientCredentials(url + TOKEN_PATH, CLIENT_ID, CLIENT_SECRET)
         console.print(f"\nreference receiver on {url} (OAuth2 client credentials)\n")
-        results = _replay(stack, refs, url, auth, out)
+        results = _replay(stack, refs, url, auth, out, step)
         valid, invalid = _validate_sent(out / "outbox.db")
         checks = run_checks(http_context(url, state_url=url + "/cards/{cardId}", auth=auth),
-                            max_examples=args.max_examples, seed=args.seed)
+                            max_examples=args.max_examples, seed=args.seed, progress=step)
         console.print("ordering cards through the mock D1 (d1sim serve) ...")
         orders = order_cards(url, {"type": "oauth2", "tokenUrl": url + TOKEN_PATH, "clientId": CLIENT_ID,
                                    "clientSecret": CLIENT_SECRET}, out / "d1.db")
+        step()
     cases = [c for r in results for c in r.cases]
     check_cases = as_cases(checks)
     print_results(results)
@@ -89,6 +100,11 @@ def run_command(args: argparse.Namespace) -> int:
     _verdicts(console, "d1sim serve: cards ordered through D1's API", orders)
     _summary(console, results, check_cases + orders, valid, invalid, time.monotonic() - started)
     _write(out, results, check_cases, orders, url)
+    if args.db:
+        from d1sim.simulator.ui.results import record_outcomes
+
+        record_outcomes(args.db, "demo", url, args.seed, checks)
+        print(f"check verdicts recorded in {args.db}; browse them: d1sim ui --db {args.db}")
     failed = tally(cases + check_cases + orders)["failed"] or invalid
     return EXIT_FAILED if failed else EXIT_OK
 
@@ -103,10 +119,11 @@ def _fresh(out: Path) -> Path:
     return out
 
 
-def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out: Path) -> list[ScenarioResult]:
+def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out: Path,
+            step: Callable[[], None]) -> list[ScenarioResult]:
     """Each scenario against the shared receiver, or its own when it asks for receiver knobs."""
     outbox = stack.enter_context(Outbox(out / "outbox.db"))
-    results = []
+    results: list[ScenarioResult] = []
     for ref in refs:
         target, sender_auth = url, auth
         if ref.scenario.receiver:
@@ -115,7 +132,8 @@ def _replay(stack: ExitStack, refs: list[ScenarioRef], url: str, auth: Any, out:
         config = SenderConfig(target + WEBHOOK, retry=DEMO_RETRY, **({"auth": sender_auth} if sender_auth else {}))
         probe = HttpProbe(target + "/cards/{cardId}")
         stack.callback(probe.close)
-        results += Replayer(outbox, config, probe=probe).run_suite([ref])
+        results.extend(Replayer(outbox, config, probe=probe).run_suite([ref]))
+        step()
     return results
 
 

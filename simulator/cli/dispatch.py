@@ -7,6 +7,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from d1sim import __version__
+from d1sim.simulator.cli_errors import reject_unknown
 from d1sim.simulator.errors import EXIT_USAGE, UsageError
 
 # Command -> the module whose ``add_parser(subparsers)`` registers it (``func(args) -> int``).
@@ -21,6 +23,8 @@ COMMANDS = {
     "demo": "d1sim.simulator.cli.demo",
     "serve": "d1sim.simulator.cli.serve",
     "export": "d1sim.simulator.cli.export",
+    "ui": "d1sim.simulator.cli.ui",
+    "scenario": "d1sim.simulator.cli.scenario",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
@@ -35,8 +39,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         prog="d1sim",
         description="Contract, simulator and conformance checker for Thales D1 PRODUCE webhooks.",
     )
+    parser.add_argument("--version", action="version", version=f"d1sim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     first = next((word for word in argv if not word.startswith("-")), None)
+    if first is None and "--version" in argv:
+        return parser  # nothing else to parse: skip importing every command
     for name in (COMMANDS[first],) if first in COMMANDS else COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser
@@ -45,7 +52,11 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``d1sim``; return the exit code (0 ok, 1 failed expectation, 2 usage/input error)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    return run(build_parser(words).parse_args(words))
+    parser = build_parser(words)
+    args, extras = parser.parse_known_args(words)
+    if extras:
+        reject_unknown(parser, args, extras)
+    return run(args)
 
 
 def run(args: argparse.Namespace) -> int:

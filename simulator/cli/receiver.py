@@ -20,6 +20,7 @@ from d1sim.simulator.cli.options import (
 from d1sim.simulator.d1.config import is_loopback
 from d1sim.simulator.errors import EXIT_OK, UsageError
 from d1sim.simulator.receiver.app import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
+from d1sim.simulator.request_log import add_log_options, install_from_args
 from d1sim.simulator.servers import serve
 
 # Secrets may come from the environment so they stay out of the shell history and `ps`.
@@ -66,6 +67,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--db", metavar="PATH", help="SQLite file to keep state in (default: in memory)"
     )
+    add_log_options(parser)
     auth = parser.add_argument_group("authentication (default: none)")
     auth.add_argument(
         "--bearer-token",
@@ -188,6 +190,7 @@ def run(args: argparse.Namespace) -> int:
         app = create_app(config)
     except sqlite3.Error as exc:
         raise UsageError(f"--db {args.db}: {exc}") from None
+    install_from_args(app, args)
 
     def announce(url: str) -> None:
         token = f"  token:   POST {url}{TOKEN_PATH}\n" if config.oauth else ""

@@ -60,7 +60,9 @@ def _with_db(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _open(args: argparse.Namespace) -> Outbox:
     if args.db != ":memory:" and not os.path.exists(args.db):
-        raise UsageError(f"no outbox at {args.db} (run 'd1sim replay' first, or give --db)")
+        raise UsageError(
+            f"no outbox at {args.db} (run 'd1sim replay SCENARIO --target URL --db {args.db}' first, or give --db)"
+        )
     return Outbox(args.db)
 
 
@@ -69,11 +71,15 @@ def list_runs(args: argparse.Namespace) -> int:
     with _open(args) as outbox:
         runs = outbox.runs()
         if not runs:
-            print("no runs yet")
+            print(f"no runs yet in {args.db}")
+            return EXIT_OK
+        print(f"{'RUN':<17}  {'CREATED':<20}  {'SCENARIO':<24} {'STATUS':<11} "
+              f"{'PENDING':>7} {'DELIVERED':>9} {'DEAD':>5}  TARGET")
         for run in runs:
             counts = outbox.summary(run.id)
-            tally = " ".join(f"{state}={n}" for state, n in counts.items())
-            print(f"{run.id}  {run.created}  {run.name:<24} {run.status:<11} {tally}  {strip_userinfo(run.target)}")
+            created = run.created.replace("+00:00", "Z")
+            print(f"{run.id:<17}  {created:<20}  {run.name:<24} {run.status:<11} "
+                  f"{counts['pending']:>7} {counts['delivered']:>9} {counts['dead']:>5}  {strip_userinfo(run.target)}")
     return EXIT_OK
 
 
@@ -81,7 +87,7 @@ def list_deliveries(args: argparse.Namespace) -> int:
     """One line per delivery: id, seq, state, attempts, last answer, cards, statuses, fault."""
     with _open(args) as outbox:
         if outbox.run(args.run_id) is None:
-            raise UsageError(f"no run {args.run_id}; see 'd1sim runs list'")
+            raise UsageError(f"no run {args.run_id}; see 'd1sim runs list --db {args.db}'")
         for item in outbox.deliveries(args.run_id, args.state, args.limit, args.offset):
             print(_line(item))
     return EXIT_OK
@@ -109,8 +115,16 @@ def show_delivery(args: argparse.Namespace) -> int:
         a = mask_attempt(a)  # also what an older d1sim stored unmasked
         answer = a.status_code if a.status_code is not None else a.error
         extra = f"  warning: {a.warning}" if a.warning else ""
-        print(f"attempt {a.number}: {answer} in {a.latency_ms:.0f} ms  {a.response[:200]!r}{extra}")
+        print(f"attempt {a.number}: {answer} in {a.latency_ms:.0f} ms  {_excerpt(a.response)}{extra}")
     return EXIT_OK
+
+
+def _excerpt(response: bytes, limit: int = 200) -> str:
+    """A response body as text (escapes for bytes that are not UTF-8), never a Python repr."""
+    if not response:
+        return "(empty body)"
+    text = response[:limit].decode("utf-8", "backslashreplace")
+    return " ".join(text.split()) + (" ..." if len(response) > limit else "")
 
 
 def _pretty(body: bytes) -> str:

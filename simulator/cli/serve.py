@@ -19,6 +19,7 @@ from d1sim.simulator.d1.app import ADMIN, D1Server, create_app
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, ServerSettings, admin_token_for, load_config_file
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH
 from d1sim.simulator.errors import EXIT_OK, UsageError
+from d1sim.simulator.request_log import add_log_options, install_from_args
 from d1sim.simulator.servers import serve
 
 EPILOG = f"""\
@@ -92,6 +93,7 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="refuse webhook and token URLs that leave this machine (for fuzzing or shared CI)",
     )
+    add_log_options(parser)
     parser.set_defaults(func=run)
 
 
@@ -137,9 +139,11 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="d1sim serve: %(levelname)s %(message)s")
     server = build_server(args)
     try:
+        app = create_app(server)
+        install_from_args(app, args)
         with server.running():
             serve(
-                create_app(server),
+                app,
                 args.host,
                 args.port,
                 announce=lambda url: print(banner(url, server), flush=True),

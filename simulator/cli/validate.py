@@ -31,6 +31,7 @@ import orjson
 
 from d1sim.contracts.problems import Problem
 from d1sim.simulator.cli.options import MAX_INT, integer, jobs_type
+from d1sim.simulator.ticker import Ticker
 from d1sim.simulator.validate.pipeline import (
     CHUNK_BYTES,
     PARALLEL_BYTES,
@@ -132,8 +133,10 @@ def run(args: argparse.Namespace, tuning: Tuning = Tuning()) -> int:
     )
     jobs = args.jobs or auto_jobs(sources, tuning.parallel_bytes)
     chunks = plan_chunks(sources, tuning.chunk_bytes, limit=args.max_document_size) if jobs > 1 else []
+    ticker = Ticker("d1sim validate", lambda: validation.operations, "operations")
     try:
-        with ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline:
+        # The ticker's thread starts after the workers: they are forked only from a lone thread.
+        with ChunkPipeline(chunks, jobs, args.strict, _warn) as pipeline, ticker:
             for index, source in enumerate(sources):
                 if index in pipeline.indexes:
                     validation.check_chunks(index, pipeline.results_of(index))

@@ -22,6 +22,7 @@ from d1sim.simulator.d1.responses import json_response
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.delivery.outbox import STATES, Attempt, StoredDelivery
 from d1sim.simulator.redaction import mask_text, mask_value, strip_userinfo
+from d1sim.simulator.ui.results import rfc3339
 
 MAX_PAGE = 1000
 
@@ -49,7 +50,7 @@ def body_value(body: bytes) -> Any:
 def attempt_json(attempt: Attempt) -> dict[str, Any]:
     return {
         "number": attempt.number,
-        "startedAt": attempt.started_at,
+        "startedAt": rfc3339(attempt.started_at),
         "statusCode": attempt.status_code,
         "latencyMs": round(attempt.latency_ms, 3),
         "response": mask_text(attempt.response.decode("utf-8", "replace")),
@@ -72,7 +73,7 @@ def delivery_json(item: StoredDelivery, full: bool = False) -> dict[str, Any]:
         "lastStatus": item.last_status,
         "lastError": mask_text(item.last_error) if item.last_error else None,
         "fault": d.fault,
-        "nextAttemptAt": item.next_attempt_at,
+        "nextAttemptAt": None if item.next_attempt_at is None else rfc3339(item.next_attempt_at),
     }
     if full:
         out["body"] = body_value(d.body)
@@ -103,7 +104,7 @@ class RunViews:
             "runId": run_id,
             "issuerId": record.issuer_id,
             "scenario": run.name,
-            "created": run.created,
+            "created": run.created.replace("+00:00", "Z"),
             "target": strip_userinfo(run.target),
             "finished": record.finished,
             "options": mask_value(run.options),
@@ -132,7 +133,9 @@ class RunViews:
         limit, offset = page()
         issuer_id = request.args.get("issuerId")
         orders = self.server.store.orders(issuer_id, limit, offset)
-        return json_response({"cards": [{**o.as_json(), "held": self._held(o.run_id, o.card_id)} for o in orders]})
+        cards = [{**o.as_json(), "created": rfc3339(o.created), "held": self._held(o.run_id, o.card_id)}
+                 for o in orders]
+        return json_response({"cards": cards})
 
     def _held(self, run_id: str | None, card_id: str) -> Any:
         if run_id is None:
@@ -154,7 +157,7 @@ class RunViews:
         body = body_json()
         since = _since(body.get("since"))
         found = self.server.outbox.dead_since(since, self._run_ids(body.get("issuerId")))
-        return json_response({"requeued": self._requeue(found), "since": since}, 202)
+        return json_response({"requeued": self._requeue(found), "since": _shown_since(since)}, 202)
 
     def replay(self) -> Response:
         """Send again now everything never delivered: dead ones and those waiting on a backoff."""
@@ -173,6 +176,14 @@ class RunViews:
         for run_id in dict.fromkeys(run_id for run_id, _ in found):
             self.server.dispatcher.reload(run_id)
         return len(found)
+
+
+def _shown_since(since: float) -> str | None:
+    """``since`` as RFC 3339; None for "ever" or a moment no calendar can write (year > 9999)."""
+    try:
+        return rfc3339(since) if since > 0 else None
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _since(value: Any) -> float:

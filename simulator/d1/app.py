@@ -22,6 +22,7 @@ from d1sim.simulator.d1.admin_runs import add_run_routes
 from d1sim.simulator.d1.inbound import add_inbound_routes
 from d1sim.simulator.d1.responses import ADMIN, BANKING, d1_error, json_response, problem
 from d1sim.simulator.d1.server import D1Server
+from d1sim.simulator.ui import add_ui, admin_caller
 
 # D1Server and the response helpers are imported from here by callers written before the split.
 __all__ = ["ADMIN", "BANKING", "D1Server", "create_app", "d1_error", "json_response", "problem"]
@@ -60,6 +61,12 @@ def _openapi() -> Response:
     return json_response(build_openapi(server_paths=True))
 
 
+def _add_ui(app: Flask, server: D1Server) -> None:
+    """The inspection UI at ``/``, guarded by the admin token, acting through the admin API."""
+    token = server.settings.admin_token
+    add_ui(app, server.settings.db_path, token=token, admin=admin_caller(app, ADMIN, token))
+
+
 def create_app(server: D1Server) -> Flask:
     """The Flask app of ``server``: inbound API, admin API, D1/problem-shaped errors."""
     app = Flask("d1sim.serve")
@@ -69,6 +76,7 @@ def create_app(server: D1Server) -> Flask:
     add_admin_routes(app, server)
     add_run_routes(app, server)
     app.add_url_rule("/openapi.json", view_func=_openapi, methods=["GET"])
+    _add_ui(app, server)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app

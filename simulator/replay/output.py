@@ -14,12 +14,13 @@ from d1sim.simulator.delivery.engine import DeliveryEvent
 from d1sim.simulator.redaction import strip_userinfo
 from d1sim.simulator.replay.run import ScenarioRef, ScenarioResult
 from d1sim.simulator.reports.results import tally, write_json, write_junit
+from d1sim.simulator.ticker import INTERVAL, Ticker
 
 
 class ProgressBars:
-    """One rich progress bar per scenario on stderr; silent when stderr is not a terminal."""
+    """One rich progress bar per scenario on a terminal; off one (CI), a line every few seconds."""
 
-    def __init__(self, enabled: bool = True) -> None:
+    def __init__(self, enabled: bool = True, interval: float = INTERVAL) -> None:
         console = Console(stderr=True)
         self.enabled = enabled and console.is_terminal
         self.progress = Progress(TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -27,9 +28,15 @@ class ProgressBars:
                                  console=console, disable=not self.enabled)
         if self.enabled:
             self.progress.start()
+        self.settled = self.owed = 0
+        self.ticker = (Ticker("d1sim replay", lambda: self.settled, "deliveries settled", interval=interval,
+                              total=lambda: self.owed).__enter__() if enabled and not self.enabled else None)
 
     def for_scenario(self, ref: ScenarioRef, owed: int) -> Any:
         """A callback for the sender that advances this scenario's bar once per settled delivery."""
+        if self.ticker is not None:
+            self.owed += owed
+            return self._count
         if not self.enabled:
             return None
         task = self.progress.add_task(ref.scenario.name, total=owed, note="")
@@ -39,9 +46,14 @@ class ProgressBars:
             self.progress.update(task, advance=event.state != "pending", note=note)
         return advance
 
+    def _count(self, event: DeliveryEvent) -> None:
+        self.settled += event.state != "pending"
+
     def close(self) -> None:
         if self.enabled:
             self.progress.stop()
+        if self.ticker is not None:
+            self.ticker.__exit__(None, None, None)
 
 
 def make_console() -> Console:

@@ -141,7 +141,8 @@ class Replayer:
         if resume is not None:
             chosen = next((r for r in runs if r.id == resume), None)
             if chosen is None:
-                raise UsageError(f"no run {resume} in {self.outbox.path}; see 'd1sim runs list'")
+                raise UsageError(f"no run {resume} in {self.outbox.path}; see "
+                                 f"'d1sim runs list --db {self.outbox.path}'")
             if chosen.options.get("suite", {}).get("key") != suite:
                 raise UsageError(f"run {resume} was not made by this command (other scenarios, "
                                  "seed or target); give the same scenarios and --target")
@@ -184,7 +185,7 @@ class Replayer:
         counts = self.outbox.summary(run_id)
         cases = []
         if expect.all_delivered:
-            cases.append(_all_delivered(name, run_id, counts))
+            cases.append(_all_delivered(name, run_id, counts, self.outbox.path))
         if expect.responses:
             cases.append(_responses(name, run_id, expect.responses, self.outbox.final_statuses(run_id)))
         if expect.end_state:
@@ -219,12 +220,12 @@ class Replayer:
         return compare_state(exp.state, held)
 
 
-def _all_delivered(name: str, run_id: str, counts: dict[str, int]) -> CaseResult:
+def _all_delivered(name: str, run_id: str, counts: dict[str, int], db: Path | None) -> CaseResult:
     if counts["dead"] or counts["pending"]:
+        hint = f"d1sim deliveries list {run_id} --state dead" + (f" --db {db}" if db else "")
         return CaseResult(name, "all_delivered", "failed",
                           f"{counts['dead']} dead-lettered and {counts['pending']} still owed of "
-                          f"{sum(counts.values())} deliveries (see: d1sim deliveries list {run_id} --state dead)",
-                          counts)
+                          f"{sum(counts.values())} deliveries (see: {hint})", counts)
     return CaseResult(name, "all_delivered", "passed", f"{counts['delivered']} deliveries delivered")
 
 

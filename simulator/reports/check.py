@@ -80,16 +80,24 @@ def _exchange_lines(number: int, exchange: Exchange, *, pretty: bool) -> list[st
 def _pretty(raw: bytes) -> list[str]:
     value = decode_body(raw)
     if isinstance(value, str):  # not JSON: show the bytes exactly, escapes and all
-        return [repr(raw[:400]) + (f" ... ({len(raw)} bytes)" if len(raw) > 400 else "")]
+        return [raw_text(raw[:400]) + (f" ... ({len(raw)} bytes)" if len(raw) > 400 else "")]
     lines = json.dumps(value, indent=2, ensure_ascii=False).splitlines()
     if len(lines) > MAX_BODY_LINES:
         lines = lines[:MAX_BODY_LINES] + [f"... ({len(lines) - MAX_BODY_LINES} more lines)"]
     return lines
 
 
+def raw_text(raw: bytes) -> str:
+    """A body that is not JSON, as readable text: escapes for control and non-UTF-8 bytes only."""
+    if not raw:
+        return "(empty body)"
+    text = raw.decode("utf-8", "backslashreplace")
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _compact(raw: bytes) -> str:
     value = decode_body(raw)
-    text = repr(raw) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = raw_text(raw) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     return text if len(text) <= COMPACT_WIDTH else text[:COMPACT_WIDTH] + f" ... ({len(raw)} bytes)"
 
 

@@ -283,3 +283,19 @@ def test_a_bearer_token_and_oauth_are_exclusive(d1sim: Run) -> None:
         "--target", "http://127.0.0.1:9", "--bearer-token", "t", "--oauth-token-url", "http://h/t"
     )
     assert code == 2 and "choose one: --bearer-token or --oauth-token-url" in err
+
+
+@pytest.mark.slow
+def test_db_records_the_verdicts_and_the_ui_shows_the_minimal_example(
+    d1sim: Run, serve: Callable[[Any], str], tmp_path: Path
+) -> None:
+    from d1sim.simulator.ui import create_ui_app
+
+    url = serve(broken("answers 409 to a duplicate").build())
+    db = tmp_path / "d1sim.db"
+    code, _, err = d1sim("--target", url, "--bearer-token", TOKEN, *FEW,
+                         "--checks", "idempotent_on_duplicates", "--db", str(db))
+    assert code == 1 and f"d1sim ui --db {db}" in err
+    page = create_ui_app(db).test_client().get("/checks").get_data(as_text=True)
+    assert "idempotent_on_duplicates" in page and "0 passed" in page and "1 failed" in page
+    assert "Minimal failing example" in page and "expected: 2xx" in page and TOKEN not in page

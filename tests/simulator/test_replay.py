@@ -112,6 +112,7 @@ def test_failing_receivers_are_accounted_for_exactly(tmp_path: Path, status: int
     assert scenario["attempts"] == 8 * attempts_per_delivery
     failed = {e["name"]: e["reason"] for e in scenario["expectations"] if e["outcome"] == "failed"}
     assert "8 dead-lettered" in failed["all_delivered"] and f"8 x {status}" in failed["responses 2xx"]
+    assert f"--state dead --db {tmp_path / 'outbox.db'}" in failed["all_delivered"]  # runs as printed
 
 
 def test_an_unreachable_target_is_said_at_once_with_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

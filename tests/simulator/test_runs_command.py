@@ -33,7 +33,8 @@ def test_list_show_and_resend_a_dead_letter(tmp_path: Path, reference_receiver: 
     db = ["--db", str(tmp_path / "o.db")]
     capsys.readouterr()
     assert main(["runs", "list", *db]) == 0
-    assert run_id in capsys.readouterr().out
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split()[:3] == ["RUN", "CREATED", "SCENARIO"] and rows[0].startswith(run_id)
     assert main(["deliveries", "list", run_id, "--state", "dead", *db]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 8 and all("dead" in line and "last=400" in line for line in lines)
@@ -41,6 +42,7 @@ def test_list_show_and_resend_a_dead_letter(tmp_path: Path, reference_receiver: 
     assert main(["deliveries", "show", first, *db]) == 0
     shown = capsys.readouterr().out
     assert "attempt 1: 400" in shown and '"operations"' in shown and "correlation id:" in shown
+    assert "attempt 1: 400 in" in shown and "  no" in shown and "b'" not in shown
     code = main(["deliveries", "resend", first, "--target", reference_receiver.webhook_url, *db])
     assert code == 0 and "delivered" in capsys.readouterr().out
     assert httpx.get(reference_receiver.url + "/_receiver/stats").json()["posts"] == 1
@@ -50,7 +52,7 @@ def test_list_show_and_resend_a_dead_letter(tmp_path: Path, reference_receiver: 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["runs", "list", "--db", "/nonexistent/o.db"], "no outbox at"),
-    (["deliveries", "list", "r-nope"], "no run r-nope"),
+    (["deliveries", "list", "r-nope"], "no run r-nope; see 'd1sim runs list --db "),
     (["deliveries", "show", "999999"], "no delivery 999999"),
 ])
 def test_unknown_things_are_usage_errors(tmp_path: Path, args: list[str], message: str,

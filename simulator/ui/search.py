@@ -1,0 +1,70 @@
+"""Search by cardId, operationId or issuerRequestId: the mock D1's order index, then the bodies.
+
+The outbox has no index on what a body says, so the bodies are scanned (``instr`` on the JSON
+text of the value, quotes included, so ``REQ-1`` never matches ``REQ-10``); the mock D1's
+``d1_orders`` table answers its own orders by index first.
+
+Example::
+
+    >>> from d1sim.simulator.ui.queries import OutboxReader
+    >>> search(OutboxReader(":memory:"), "REQ-1")
+    []
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from d1sim.simulator.ui.queries import _COLUMNS, PAGE, DeliveryRow, OutboxReader
+
+Hit = dict[str, Any]  # {"cardId", "matched": the field that matched, "runId"}
+
+
+def search(reader: OutboxReader, text: str, limit: int = PAGE) -> list[Hit]:
+    """Cards whose cardId, operationId or issuerRequestId is exactly ``text``."""
+    text = text.strip()
+    if not text or not reader.has_outbox:
+        return []
+    hits: dict[tuple[str, str], Hit] = {}
+    for hit in [*_orders(reader, text, limit), *_bodies(reader, text, limit)]:
+        hits.setdefault((hit["cardId"], hit["runId"] or ""), hit)
+    return list(hits.values())[:limit]
+
+
+def _orders(reader: OutboxReader, text: str, limit: int) -> list[Hit]:
+    if not reader.has_orders:
+        return []
+    rows = reader.db.execute(
+        "SELECT card_id, operation_id, run_id FROM d1_orders WHERE card_id = ? "
+        "OR operation_id = ? OR request_id = ? LIMIT ?", (text, text, text, limit),
+    ).fetchall()
+    return [{"cardId": card, "runId": run,
+             "matched": "cardId" if card == text else "operationId" if op == text else "issuerRequestId"}
+            for card, op, run in rows]
+
+
+def _bodies(reader: OutboxReader, text: str, limit: int) -> list[Hit]:
+    needle = orjson.dumps(text).decode()
+    rows = reader.db.execute(
+        f"SELECT {_COLUMNS} FROM deliveries WHERE instr(card_ids, ?) > 0 OR instr(body, ?) > 0 "
+        "ORDER BY id LIMIT ?", (needle, needle.encode(), limit),
+    ).fetchall()
+    hits = []
+    for item in map(DeliveryRow.from_row, rows):
+        for op in item.operations():
+            matched = _matched_field(op, text)
+            if matched and isinstance(op.get("cardId"), str):
+                hits.append({"cardId": op["cardId"], "matched": matched, "runId": item.run_id})
+    return hits
+
+
+def _matched_field(op: dict[str, Any], text: str) -> str | None:
+    raw = op.get("details")
+    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    for name, value in (("cardId", op.get("cardId")), ("operationId", op.get("operationId")),
+                        ("issuerRequestId", op.get("issuerRequestId") or details.get("issuerRequestId"))):
+        if value == text:
+            return name
+    return None
