@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from d1sim.contracts.convergence import converge
-from d1sim.contracts.expansion import CardExpectation, expand_scenario, summarize
+from d1sim.contracts.expansion import CardExpectation, expand_scenario, planned_deliveries, summarize
 from d1sim.contracts.factory import format_time
 from d1sim.contracts.faults import FAULTS, Fault
 from d1sim.contracts.lifecycle import load_lifecycle
@@ -413,3 +413,11 @@ def test_any_scenario_expands_to_valid_legal_convergent_replayable_deliveries(
     problems += list(checker.finish())
     assert [p.message for _, p in problems if p.is_error] == []
     assert len({c for c in sent}) == scenario.cards.total
+
+
+@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+def test_planned_deliveries_are_the_expansions_deliveries_without_expectations(name: str) -> None:
+    scenario = load_bundled(name)
+    scenario = replace(scenario, cards=replace(scenario.cards, ids=(), count=30))
+    full = [item for item in expand_scenario(scenario, seed=5) if isinstance(item, Delivery)]
+    assert list(planned_deliveries(scenario, seed=5)) == full
