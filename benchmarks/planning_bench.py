@@ -77,14 +77,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", default="HEAD", help="git revision measured as 'before'")
     parser.add_argument("--scenario", default="bulk-file")
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="d1sim-baseline-") as folder:
         result = compare(export(args.baseline, Path(folder)), args.scenario, args.repeat)
     before, after = result["before"], result["after"]
     if args.json:
-        print(json.dumps({"scenario": args.scenario, "baseline": args.baseline, **result}))
-        return 0
+        args.json.write_text(json.dumps({"scenario": args.scenario, "baseline": args.baseline, **result}))
     print(f"{args.scenario}: {after['deliveries']:,.0f} deliveries, medians of {args.repeat} runs each")
     for key, label in (("expand", "expansion alone"), ("plan", "expansion + storing")):
         print(f"  {label:<22} before {before[key]:6.2f} s  after {after[key]:6.2f} s  "
