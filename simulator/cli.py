@@ -21,6 +21,7 @@ COMMANDS = {
     "demo": "d1sim.simulator.commands.demo",
     "serve": "d1sim.simulator.commands.serve",
     "export": "d1sim.simulator.commands.export",
+    "load": "d1sim.simulator.commands.load",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 
