@@ -4,7 +4,8 @@ For each card count the bundled ``bulk-file`` scenario (file-based issuance, 10 
 body) is scaled to that many cards and, each step in a fresh process whose peak RSS is read
 from ``wait4``:
 
-- expansion: the scenario expanded and the stream consumed (time, peak RSS);
+- expansion: the scenario expanded and each body written to a JSON Lines capture as it streams
+  by, the way a capture of D1's traffic would be recorded (time, peak RSS);
 - validate: ``d1sim validate`` on the capture of every planned body, one per line;
 - delivery: ``d1sim replay`` of the scaled scenario to nginx answering 204, ``--concurrency 8``,
   end to end with its durable outbox. Above ``--deliver-up-to`` cards delivery is not run: its
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from anchor import WEBHOOK, Nginx, missing_tools
@@ -44,11 +46,10 @@ from d1sim.contracts.scenarios import load_scenario_file
 scenario = load_scenario_file(sys.argv[1])
 began = time.perf_counter()
 deliveries = 0
-with open(sys.argv[2], "wb") if len(sys.argv) > 2 else open(0, "rb") as out:
+with open(sys.argv[2], "wb") as out:
     for delivery in planned_deliveries(scenario):
         deliveries += 1
-        if len(sys.argv) > 2:
-            out.write(delivery.body + b"\\n")
+        out.write(delivery.body + b"\\n")
 print(deliveries, time.perf_counter() - began)
 """
 
@@ -78,18 +79,17 @@ def timed(command: list[str], timeout: float = 7200) -> tuple[float, float, str]
         return seconds, usage.ru_maxrss / 1024, out.read().decode()
 
 
-def point(cards: int, folder: Path, nginx: Nginx | None) -> dict[str, float | bool]:
+def point(cards: int, folder: Path, nginx: Nginx | None) -> dict[str, Any]:
     """Every measure for one card count."""
     scenario = scaled(cards, folder)
-    python = [sys.executable, "-c", _EXPAND, str(scenario)]
-    wall, expand_rss, out = timed(python)
-    deliveries, expand_seconds = out.split()
     capture = folder / f"capture-{cards}.jsonl"
-    timed([*python, str(capture)])
+    _, expand_rss, out = timed([sys.executable, "-c", _EXPAND, str(scenario), str(capture)])
+    deliveries, expand_seconds = out.split()
+    print(f"{cards:,} cards expanded in {float(expand_seconds):.1f} s", file=sys.stderr, flush=True)
     validate_seconds, validate_rss, _ = timed([sys.executable, "-m", "d1sim.simulator.cli", "validate",
                                               "--quiet", str(capture)])
     capture.unlink()
-    figures: dict[str, float | bool] = {
+    figures: dict[str, Any] = {
         "cards": cards, "deliveries": int(deliveries), "expand_s": float(expand_seconds),
         "expand_rss_mb": expand_rss, "validate_s": validate_seconds, "validate_rss_mb": validate_rss}
     if nginx is not None:
@@ -103,19 +103,27 @@ def point(cards: int, folder: Path, nginx: Nginx | None) -> dict[str, float | bo
     return figures
 
 
-def extrapolate(points: list[dict[str, float | bool]]) -> None:
+def merge(earlier: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Earlier figures, each card count's fields overridden by fresh ones, sorted by cards."""
+    by_cards = {p["cards"]: dict(p) for p in earlier}
+    for p in fresh:
+        by_cards.setdefault(p["cards"], {}).update(p)
+    return [by_cards[c] for c in sorted(by_cards)]
+
+
+def extrapolate(points: list[dict[str, Any]]) -> None:
     """Delivery seconds of unmeasured counts, linear in deliveries from the largest measured run."""
-    measured = [p for p in points if "deliver_s" in p]
+    measured = [p for p in points if "deliver_s" in p and not p.get("deliver_extrapolated")]
     if not measured:
         return
     base = max(measured, key=lambda p: p["cards"])
     per_delivery = float(base["deliver_s"]) / float(base["deliveries"])
     for p in points:
-        if "deliver_s" not in p:
+        if "deliver_s" not in p or p.get("deliver_extrapolated"):
             p |= {"deliver_s": per_delivery * float(p["deliveries"]), "deliver_extrapolated": True}
 
 
-def plot(points: list[dict[str, float | bool]], path: Path) -> None:
+def plot(points: list[dict[str, Any]], path: Path) -> None:
     """Time and peak RSS against cards, log-log, one line per measure."""
     import matplotlib
 
@@ -154,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="deliver only up to N cards; extrapolate above (default: %(default)s)")
     parser.add_argument("--no-plot", action="store_true", help="print figures, write no files")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--extend", type=Path, metavar="JSON",
+                        help="start from these figures (e.g. docs/scaling.json): a long run in pieces")
     args = parser.parse_args(argv)
     deliver = not missing_tools()
     if not deliver:
@@ -164,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
         for cards in sorted(args.cards):
             points.append(point(cards, Path(folder), nginx if deliver and cards <= args.deliver_up_to else None))
             print(json.dumps(points[-1]), flush=True)
+    if args.extend:
+        points = merge(json.loads(args.extend.read_text()), points)
     extrapolate(points)
     if args.json:
         args.json.write_text(json.dumps(points))
