@@ -28,6 +28,10 @@ import json, sys, tempfile, time
 from d1sim.contracts.expansion import planned_deliveries
 from d1sim.contracts.scenarios import load_bundled
 from d1sim.simulator.outbox import Outbox
+try:  # what d1sim replay plans with; older code had no planning thread
+    from d1sim.simulator.planning import prefetched
+except ImportError:
+    prefetched = iter
 scenario = load_bundled(sys.argv[1])
 began = time.perf_counter()
 count = sum(1 for _ in planned_deliveries(scenario))
@@ -36,7 +40,7 @@ with tempfile.TemporaryDirectory() as folder:
     box = Outbox(folder + "/outbox.db")
     run = box.create_run(scenario.name, "http://127.0.0.1/", {})
     began = time.perf_counter()
-    stored = box.add_deliveries(run, planned_deliveries(scenario))
+    stored = box.add_deliveries(run, prefetched(planned_deliveries(scenario)))
     plan = time.perf_counter() - began
     box.close()
 print(json.dumps({"deliveries": count, "stored": stored, "expand": expand, "plan": plan}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -16,7 +17,9 @@ from d1sim.contracts.scenarios import load_scenario_file
 from d1sim.simulator.load.lanes import LanePlan
 from d1sim.simulator.receiver import ReceiverConfig, running_receiver
 
-pytest.importorskip("locust", reason="the optional extra d1sim[load]")
+# Found, not imported: importing locust here would monkey-patch this process with gevent.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None,
+                                reason="needs the optional extra d1sim[load]")
 
 ROOT = Path(__file__).resolve().parents[2]
 HAPPY = ROOT / "scenarios" / "happy-path.yaml"
