@@ -133,7 +133,8 @@ def plot(points: list[dict[str, Any]], path: Path) -> None:
     cards = [p["cards"] for p in points]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     for key, label in (("expand_s", "expansion"), ("validate_s", "validate"), ("deliver_s", "delivery to nginx")):
-        left.plot(cards, [p[key] for p in points], marker="o", label=label)
+        shown = [p for p in points if key in p]
+        left.plot([p["cards"] for p in shown], [p[key] for p in shown], marker="o", label=label)
     guessed = [p for p in points if p.get("deliver_extrapolated")]
     if guessed:
         left.plot([p["cards"] for p in guessed], [p["deliver_s"] for p in guessed], "x", color="black",
@@ -165,8 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extend", type=Path, metavar="JSON",
                         help="start from these figures (e.g. docs/scaling.json): a long run in pieces")
     args = parser.parse_args(argv)
-    deliver = not missing_tools()
-    if not deliver:
+    deliver = not missing_tools() and any(cards <= args.deliver_up_to for cards in args.cards)
+    if not deliver and missing_tools():
         print("nginx or wrk missing (benchmarks/setup.sh): delivery is not measured", file=sys.stderr)
     points = []
     receiver = Nginx() if deliver else contextlib.nullcontext()
