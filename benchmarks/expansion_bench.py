@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from d1sim.contracts.expansion import ExpansionSummary, expand_scenario
-from d1sim.contracts.scenarios import load_bundled
+from d1sim.contracts.scenario.expansion import ExpansionSummary, expand_scenario
+from d1sim.contracts.scenario.loading import load_bundled
 
 TARGET_MB = 300
 

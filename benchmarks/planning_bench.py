@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Run in the child: time expansion alone, then expansion + storing (the outbox's INSERT path).
 _CHILD = """
 import json, sys, tempfile, time
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.scenarios import load_bundled
-from d1sim.simulator.outbox import Outbox
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import load_bundled
+from d1sim.simulator.delivery.outbox import Outbox
 try:  # what d1sim replay plans with; older code had no planning thread
     from d1sim.simulator.planning import prefetched
 except ImportError:

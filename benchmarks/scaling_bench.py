@@ -41,8 +41,8 @@ SCENARIO = "bulk-file"
 CARDS = (1_000, 10_000, 100_000, 1_000_000)
 _EXPAND = """
 import sys, time
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.scenarios import load_scenario_file
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import load_scenario_file
 scenario = load_scenario_file(sys.argv[1])
 began = time.perf_counter()
 deliveries = 0
@@ -86,7 +86,7 @@ def point(cards: int, folder: Path, nginx: Nginx | None) -> dict[str, Any]:
     _, expand_rss, out = timed([sys.executable, "-c", _EXPAND, str(scenario), str(capture)])
     deliveries, expand_seconds = out.split()
     print(f"{cards:,} cards expanded in {float(expand_seconds):.1f} s", file=sys.stderr, flush=True)
-    validate_seconds, validate_rss, _ = timed([sys.executable, "-m", "d1sim.simulator.cli", "validate",
+    validate_seconds, validate_rss, _ = timed([sys.executable, "-m", "d1sim", "validate",
                                               "--quiet", str(capture)])
     capture.unlink()
     figures: dict[str, Any] = {
@@ -94,7 +94,7 @@ def point(cards: int, folder: Path, nginx: Nginx | None) -> dict[str, Any]:
         "expand_rss_mb": expand_rss, "validate_s": validate_seconds, "validate_rss_mb": validate_rss}
     if nginx is not None:
         db = folder / f"outbox-{cards}.db"
-        seconds, rss, _ = timed([sys.executable, "-m", "d1sim.simulator.cli", "replay", str(scenario),
+        seconds, rss, _ = timed([sys.executable, "-m", "d1sim", "replay", str(scenario),
                                  "--concurrency", "8", "--target", nginx.url + WEBHOOK, "--db", str(db),
                                  "--no-progress"])
         figures |= {"deliver_s": seconds, "deliver_rss_mb": rss, "deliver_extrapolated": False}

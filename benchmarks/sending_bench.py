@@ -29,18 +29,18 @@ from pathlib import Path
 
 from anchor import WEBHOOK, Nginx, missing_tools, wrk
 
-from d1sim.contracts.expansion import planned_deliveries, summarize
-from d1sim.contracts.scenarios import load_bundled
-from d1sim.simulator.delivery import SenderConfig, deliver_run
-from d1sim.simulator.outbox import Outbox
-from d1sim.simulator.replay import Replayer, resolve_scenarios
+from d1sim.contracts.scenario.expansion import planned_deliveries, summarize
+from d1sim.contracts.scenario.loading import load_bundled
+from d1sim.simulator.delivery.engine import SenderConfig, deliver_run
+from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.replay.run import Replayer, resolve_scenarios
 
 CONCURRENCY = 8
 NO_ANCHOR = 3  # exit code: the anchor is not installed here (python -m benchmarks skips it)
 
 
 def replay_command(scenario: str, url: str, db: Path) -> list[str]:
-    return [sys.executable, "-m", "d1sim.simulator.cli", "replay", scenario, "--concurrency",
+    return [sys.executable, "-m", "d1sim", "replay", scenario, "--concurrency",
             str(CONCURRENCY), "--target", url + WEBHOOK, "--db", str(db), "--no-progress"]
 
 

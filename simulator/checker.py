@@ -8,7 +8,7 @@ shrinking: each step would cost a timeout) and is reported as it was found.
 
 Example::
 
-    from d1sim.simulator.checker import run_checks, wsgi_context
+    from d1sim.simulator.check.runner import run_checks, wsgi_context
     from d1sim.simulator.receiver import create_app
 
     context = wsgi_context(create_app())
@@ -41,9 +41,9 @@ from d1sim.contracts.checks import (
     Trial,
     select_checks,
 )
-from d1sim.simulator.auth import Auth
-from d1sim.simulator.reports import CaseResult
-from d1sim.simulator.transport import HttpProbe, HttpTransport, WsgiTransport, wsgi_probe
+from d1sim.simulator.check.transport import HttpProbe, HttpTransport, WsgiTransport, wsgi_probe
+from d1sim.simulator.delivery.auth import Auth
+from d1sim.simulator.reports.results import CaseResult
 
 DEFAULT_MAX_EXAMPLES = 100
 # Calls spent shrinking one failure at most. Each call is a real exchange with the receiver (a
@@ -214,7 +214,7 @@ def run_checks(
 
 
 def as_cases(outcomes: Iterable[CheckOutcome]) -> list[CaseResult]:
-    """The outcomes as report cases (one per check) for ``d1sim.simulator.reports``."""
+    """The outcomes as report cases (one per check) for ``d1sim.simulator.reports.results``."""
     cases = []
     for outcome in outcomes:
         details: dict[str, Any] = outcome.failure.as_dict() if outcome.failure else {}
@@ -245,7 +245,7 @@ def http_context(
     max_batch: int = DEFAULT_MAX_BATCH,
     client: httpx.Client | None = None,
 ) -> CheckContext:
-    """A context that reaches the receiver at ``target`` over HTTP (see ``d1sim.simulator.transport``)."""
+    """A context that reaches the receiver at ``target`` over HTTP (see ``d1sim.simulator.check.transport``)."""
     transport = HttpTransport(target, issuer_id=issuer_id, timeout=timeout, client=client)
     probe = HttpProbe(state_url, client=transport.client, timeout=timeout) if state_url else None
     return CheckContext(
@@ -265,7 +265,7 @@ def wsgi_context(
     """A context that calls the WSGI ``app`` in-process, without a socket.
 
     ``probe_path`` is the app's state-probe path (None: no probe). An OAuth2 ``auth`` may use a
-    token URL under ``d1sim.simulator.transport.WSGI_BASE`` to reach the app's own token endpoint.
+    token URL under ``d1sim.simulator.check.transport.WSGI_BASE`` to reach the app's own token endpoint.
     """
     transport = WsgiTransport(app, issuer_id=issuer_id)
     probe = wsgi_probe(app, probe_path) if probe_path else None

@@ -29,7 +29,7 @@ import pytest
 
 if TYPE_CHECKING:
     from d1sim.contracts.checks import CheckContext, CheckOutcome, Probe
-    from d1sim.simulator.auth import Auth
+    from d1sim.simulator.delivery.auth import Auth
     from d1sim.simulator.receiver import ReceiverConfig
 
 MAX_EXAMPLES_INI = "d1sim_max_examples"
@@ -90,12 +90,12 @@ class D1simCheck:
                 such as ``"/cards/{cardId}"``); or give ``probe``, a callable
                 ``card_id -> dict | None``. Without either, state checks are skipped.
             bearer_token, auth: how D1 authenticates (a static token, or any
-                ``d1sim.simulator.auth`` mode such as ``OAuth2ClientCredentials``).
+                ``d1sim.simulator.delivery.auth`` mode such as ``OAuth2ClientCredentials``).
             fail: call ``pytest.fail`` with the report when a check fails (else just return).
         Returns:
             One ``CheckOutcome`` per check run.
         """
-        from d1sim.simulator.checker import run_checks
+        from d1sim.simulator.check.runner import run_checks
 
         examples = max_examples or self.max_examples
         started = time.perf_counter()
@@ -118,7 +118,7 @@ class D1simCheck:
                 ),
             )
         if fail and any(o.failed for o in outcomes):
-            from d1sim.simulator.check_report import format_report
+            from d1sim.simulator.reports.check import format_report
 
             report = format_report(outcomes, time.perf_counter() - started)
             pytest.fail(f"d1sim receiver checks failed\n\n{report}", pytrace=False)
@@ -133,7 +133,7 @@ class D1simCheck:
         **settings: Any,
     ) -> CheckContext:
         """The check context for a URL or a WSGI app, with the probe asked for."""
-        from d1sim.simulator.checker import http_context, wsgi_context
+        from d1sim.simulator.check.runner import http_context, wsgi_context
 
         if isinstance(target, str):
             context = http_context(
@@ -149,7 +149,7 @@ class D1simCheck:
 def _bearer(token: str | None) -> Auth | None:
     if token is None:
         return None
-    from d1sim.simulator.auth import StaticBearer
+    from d1sim.simulator.delivery.auth import StaticBearer
 
     return StaticBearer(token)
 

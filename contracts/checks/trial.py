@@ -22,7 +22,7 @@ from typing import Any
 
 from d1sim.contracts.checks.ids import fresh_notification, fresh_operations
 from d1sim.contracts.checks.model import CheckContext, CheckFailure, Exchange, NoReply, ProbeError, Reply
-from d1sim.contracts.convergence import compare_state, converge
+from d1sim.contracts.lifecycle.convergence import compare_state, converge
 
 ACCEPTED = "2xx (D1 counts only a 2xx as delivered, and expects 204 No Content)"
 NO_PROBE_NOTE = "state not verified: no state probe configured"

@@ -20,7 +20,7 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
-from d1sim.simulator.commands.options import BEARER_ENV, SECRET_ENV, SIGN_ENV, add_auth_options, positive
+from d1sim.simulator.cli.options import BEARER_ENV, SECRET_ENV, SIGN_ENV, add_auth_options, positive
 from d1sim.simulator.errors import EXIT_OK, UsageError
 
 EPILOG = """\

@@ -8,7 +8,7 @@ once without talking to each other.
 
 Example::
 
-    >>> from d1sim.contracts.scenarios import load_bundled
+    >>> from d1sim.contracts.scenario.loading import load_bundled
     >>> plan = LanePlan(load_bundled("bulk-batch"), index=0, count=2)
     >>> lane = plan.next_lane()
     >>> len({d.key for d in lane}), [d.seq for d in lane] == sorted(d.seq for d in lane)
@@ -20,9 +20,9 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.scenarios import Scenario
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import Scenario
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.errors import UsageError
 
 

@@ -27,10 +27,10 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
-from d1sim.contracts.scenarios import load_bundled, load_scenario_file
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator.auth import Auth, Signer
-from d1sim.simulator.commands.options import SIGN_ENV, build_auth
+from d1sim.contracts.scenario.loading import load_bundled, load_scenario_file
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.cli.options import SIGN_ENV, build_auth
+from d1sim.simulator.delivery.auth import Auth, Signer
 from d1sim.simulator.load.lanes import LanePlan
 
 WEBHOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"

@@ -12,8 +12,8 @@ import httpx
 import pytest
 import yaml
 
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.scenarios import load_scenario_file
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import load_scenario_file
 from d1sim.simulator.load.lanes import LanePlan
 from d1sim.simulator.receiver import ReceiverConfig, running_receiver
 
@@ -34,7 +34,7 @@ def scenario_file(folder: Path, cards: int) -> Path:
 
 
 def d1sim(*args: str, env: dict[str, str] | None = None, timeout: float = 150) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "d1sim.simulator.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "d1sim", *args], capture_output=True, text=True,
                           timeout=timeout, env={**os.environ, **(env or {})}, check=False)
 
 
