@@ -111,12 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenarios", default="bulk-batch,bulk-file")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--child", nargs=2, metavar=("URL", "SCENARIO"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         replay_child(*args.child)
         return 0
     child, url = start_receiver()
+    results = []
     try:
         print(f"replay benchmark: concurrency {CONCURRENCY}, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f}, medians of {args.repeat} runs")
@@ -135,11 +137,15 @@ def main(argv: list[str] | None = None) -> int:
                 plans.append(figures["plan"])
                 rss.append(figures["rss"])
             b, o = statistics.median(base), statistics.median(ours)
+            results.append({"scenario": name, "posts": len(payloads), "ceiling_per_s": b, "deliver_per_s": o,
+                            "plan_s": statistics.median(plans), "rss_mb": max(rss)})
             print(f"| {name} | {len(payloads):,} | {b:,.0f} | {o:,.0f} | {o / b:.2f}x "
                   f"(target >= {TARGET_RATIO}) | {statistics.median(plans):.2f} s | {max(rss):.0f} MB |")
     finally:
         child.kill()
         child.wait(timeout=10)
+    if args.json:
+        args.json.write_text(json.dumps(results))
     return 0
 
 

@@ -273,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--enforce", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--json", type=Path, help="also write the headline figures to this file")
     args = parser.parse_args(argv)
     path = ensure_capture(args.operations, args.seed)
     lines, operations = count_operations(path)
@@ -291,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{rss_sum:.0f} MB RSS counting shared pages in each (target < {TARGET_RSS_MB} MB)"
     )
     met = ratio >= TARGET_RATIO and max(largest, pss_sum) < TARGET_RSS_MB
+    if args.json:
+        args.json.write_bytes(orjson.dumps({
+            "operations": operations, "ratio": ratio, "end_to_end_per_s": rows[0][2],
+            "ceiling_per_s": rows[2][2], "largest_rss_mb": largest, "pss_mb": pss_sum}))
     return 1 if args.enforce and not met else 0
 
 

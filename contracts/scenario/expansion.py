@@ -77,6 +77,17 @@ def expand_scenario(
         An iterator of :class:`~d1sim.contracts.scenario.timeline.Delivery` and :class:`CardExpectation`,
         ``seq`` increasing from 1.
     """
+    return _expand(scenario, seed, start, expectations=True)
+
+
+def planned_deliveries(scenario: Scenario, *, seed: int | None = None,
+                       start: datetime | None = None) -> Iterator[Delivery]:
+    """Only the deliveries of an expansion (what the outbox stores), without computing expectations."""
+    return _expand(scenario, seed, start, expectations=False)  # type: ignore[return-value]
+
+
+def _expand(scenario: Scenario, seed: int | None, start: datetime | None, *,
+            expectations: bool) -> Iterator[Delivery | CardExpectation]:
     seed = scenario.seed if seed is None else seed
     start = start or DEFAULT_START
     indexed = list(enumerate(scenario.faults))
@@ -92,13 +103,10 @@ def expand_scenario(
     numbers = itertools.count(1)
     size = scenario.batching.max if scenario.batching.mix else 1
     for group, cards in enumerate(_chunks(_orders(run), size)):
-        yield from _expand_group(run, group, cards, numbers)
-
-
-def planned_deliveries(scenario: Scenario, *, seed: int | None = None,
-                       start: datetime | None = None) -> Iterator[Delivery]:
-    """Only the deliveries of an expansion (what the outbox stores)."""
-    return (i for i in expand_scenario(scenario, seed=seed, start=start) if isinstance(i, Delivery))
+        if expectations:
+            yield from _expand_group(run, group, cards, numbers)
+        else:
+            yield from _group_deliveries(run, group, cards, numbers)
 
 
 def card_expectations(scenario: Scenario, *, seed: int | None = None) -> Iterator[CardExpectation]:
@@ -175,9 +183,8 @@ def _expected(lane: list[Outgoing]) -> dict[str, CardState]:
     return acc.states()
 
 
-def _expand_group(
-    run: _Run, group: int, cards: list[tuple[int, Order]], numbers: Iterator[int]
-) -> Iterator[Delivery | CardExpectation]:
+def _lane(run: _Run, group: int, cards: list[tuple[int, Order]]) -> tuple[list[Outgoing], str]:
+    """A group's outgoing bodies, faults applied and dues settled, and its ordering key."""
     plans = {order.card_id: _plan_card(run, i, order) for i, order in cards}
     lane = _pack(run, plans)
     for j, fault in run.lane_faults:
@@ -185,8 +192,21 @@ def _expand_group(
         assert apply is not None
         lane = apply(fault, _rng(run.seed, j, f"lane{group}"), lane)
     _settle(lane)
+    return lane, _lane_key(run.scenario.name, group, list(plans))
+
+
+def _group_deliveries(
+    run: _Run, group: int, cards: list[tuple[int, Order]], numbers: Iterator[int]
+) -> Iterator[Delivery]:
+    lane, key = _lane(run, group, cards)
+    return (_delivery(run, item, next(numbers), key) for item in lane)
+
+
+def _expand_group(
+    run: _Run, group: int, cards: list[tuple[int, Order]], numbers: Iterator[int]
+) -> Iterator[Delivery | CardExpectation]:
+    lane, key = _lane(run, group, cards)
     expected = _expected(lane)
-    key = _lane_key(run.scenario.name, group, list(plans))
     remaining = Counter(card for item in lane for card in set(item.card_ids))
     for item in lane:
         delivery = _delivery(run, item, next(numbers), key)

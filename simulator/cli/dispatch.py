@@ -25,6 +25,7 @@ COMMANDS = {
     "export": "d1sim.simulator.cli.export",
     "ui": "d1sim.simulator.cli.ui",
     "scenario": "d1sim.simulator.cli.scenario",
+    "load": "d1sim.simulator.cli.load",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -29,6 +29,7 @@ from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.simulator.delivery.engine import DeliverySummary, Progress, SenderConfig, deliver_run
 from d1sim.simulator.delivery.outbox import Outbox, Run
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.replay.planning import prefetched
 from d1sim.simulator.reports.results import CaseResult
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -176,7 +177,8 @@ class Replayer:
         options = {**config.public_options(), "scenario": ref.ref, "seed": self.seed_of(ref),
                    "time_scale": self.time_scale, "suite": suite}
         run_id = self.outbox.create_run(ref.scenario.name, config.target, options, fingerprint=fp)
-        self.outbox.add_deliveries(run_id, planned_deliveries(ref.scenario, seed=self.seed_of(ref)))
+        # Expanded one thread ahead of storing: the two overlap (see d1sim.simulator.replay.planning).
+        self.outbox.add_deliveries(run_id, prefetched(planned_deliveries(ref.scenario, seed=self.seed_of(ref))))
         return run_id
 
     def evaluate(self, ref: ScenarioRef, run_id: str) -> list[CaseResult]:

@@ -26,7 +26,7 @@ from d1sim.contracts.lifecycle.sequence import SequenceChecker
 from d1sim.contracts.notification.validation import notification_validator
 from d1sim.contracts.payloads.factory import format_time
 from d1sim.contracts.scenario.checks import scenario_problems
-from d1sim.contracts.scenario.expansion import CardExpectation, expand_scenario, summarize
+from d1sim.contracts.scenario.expansion import CardExpectation, expand_scenario, planned_deliveries, summarize
 from d1sim.contracts.scenario.faults import FAULTS, Fault
 from d1sim.contracts.scenario.loading import (
     Batching,
@@ -416,3 +416,11 @@ def test_any_scenario_expands_to_valid_legal_convergent_replayable_deliveries(
     problems += list(checker.finish())
     assert [p.message for _, p in problems if p.is_error] == []
     assert len({c for c in sent}) == scenario.cards.total
+
+
+@pytest.mark.parametrize("name", sorted(bundled_scenarios()))
+def test_planned_deliveries_are_the_expansions_deliveries_without_expectations(name: str) -> None:
+    scenario = load_bundled(name)
+    scenario = replace(scenario, cards=replace(scenario.cards, ids=(), count=30))
+    full = [item for item in expand_scenario(scenario, seed=5) if isinstance(item, Delivery)]
+    assert list(planned_deliveries(scenario, seed=5)) == full

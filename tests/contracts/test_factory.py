@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -12,7 +13,7 @@ from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.lifecycle.sequence import check_sequence
 from d1sim.contracts.notification.validation import validate_notification
 from d1sim.contracts.notification.vocabulary import CARRIERS
-from d1sim.contracts.payloads.factory import PayloadFactory, minimal_operation, notification
+from d1sim.contracts.payloads.factory import DEFAULT_START, PayloadFactory, format_time, minimal_operation, notification
 
 MODEL = load_lifecycle()
 PATHS = sorted(MODEL.paths())
@@ -78,3 +79,22 @@ def test_minimal_operations_keep_only_required_fields_and_stay_legal(path: tuple
     assert all(set(op["details"]) == {"status"} for op in ops)
     assert all(set(op) <= {"operationId", "operation", "status", "startTime", "endTime", "cardId", "details"}
                for op in ops)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42, 2**31 + 7])
+def test_fast_identifiers_draw_exactly_what_faker_draws(seed: int) -> None:
+    """The hand-unrolled bothify/hexify give faker's strings and leave the generator in step."""
+    ours, theirs = PayloadFactory(seed).fake, PayloadFactory(seed).fake
+    for carrier in CARRIERS * 3:
+        assert ours.card_id() == "-".join(theirs.hexify("^^^^") for _ in range(4))
+        assert ours.tracking_number(carrier) == theirs.bothify(carrier.tracking_pattern,
+                                                               letters="ABCDEFGHJKLMNPRSTUVWXYZ")
+        assert ours.input_file_name() == f"ORDERS_{theirs.numerify('########')}_{theirs.numerify('###')}.csv"
+        assert ours.issuer_request_id() == theirs.bothify("REQ-########-????").upper()
+    assert ours.random_int(0, 10**9) == theirs.random_int(0, 10**9)
+
+
+def test_times_are_written_in_utc_with_milliseconds() -> None:
+    paris = timezone(timedelta(hours=1))
+    assert format_time(datetime(2025, 1, 17, 7, 28, 2, 492999, tzinfo=paris)) == "2025-01-17T06:28:02.492Z"
+    assert format_time(DEFAULT_START) == "2025-01-17T06:28:02.492Z"

@@ -1,0 +1,154 @@
+"""`d1sim replay` end to end against nginx, beside wrk on the same nginx in the same run.
+
+The anchor is what this machine's HTTP stack can do: wrk (one thread, 8 connections) POSTing the
+vendor page's shipment-update body to nginx answering 204 (``benchmarks/anchor.py``). d1sim is
+``d1sim replay SCENARIO --concurrency 8 --target <nginx>`` as a user runs it, in a fresh process
+with a fresh outbox, timed from start to exit: start-up, planning, sending, recording every
+attempt, judging. wrk and d1sim alternate; the ratio of their medians is the figure.
+``--profile`` records one more d1sim run under py-spy and prints where its time went.
+
+Usage::
+
+    python benchmarks/sending_bench.py                          # bulk-file, 3 runs each
+    python benchmarks/sending_bench.py --repeat 1 --profile     # plus a py-spy profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from anchor import WEBHOOK, Nginx, missing_tools, wrk
+
+from d1sim.contracts.scenario.expansion import planned_deliveries, summarize
+from d1sim.contracts.scenario.loading import load_bundled
+from d1sim.simulator.delivery.engine import SenderConfig, deliver_run
+from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.replay.run import Replayer, resolve_scenarios
+
+CONCURRENCY = 8
+NO_ANCHOR = 3  # exit code: the anchor is not installed here (python -m benchmarks skips it)
+
+
+def replay_command(scenario: str, url: str, db: Path) -> list[str]:
+    return [sys.executable, "-m", "d1sim", "replay", scenario, "--concurrency",
+            str(CONCURRENCY), "--target", url + WEBHOOK, "--db", str(db), "--no-progress"]
+
+
+def replay_seconds(scenario: str, url: str, prefix: list[str] | None = None) -> float:
+    """Wall seconds of one ``d1sim replay`` in a fresh process with a fresh outbox."""
+    with tempfile.TemporaryDirectory(prefix="d1sim-send-") as folder:
+        began = time.perf_counter()
+        done = subprocess.run([*(prefix or []), *replay_command(scenario, url, Path(folder) / "o.db")],
+                              capture_output=True, text=True, timeout=1800, check=False)
+        seconds = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"d1sim replay failed ({done.returncode}): {done.stderr[-2000:]}")
+    return seconds
+
+
+def measure(scenario: str, repeat: int, wrk_seconds: float) -> dict[str, float]:
+    """Alternate wrk and d1sim ``repeat`` times on one nginx; medians and their ratio."""
+    posts = summarize(planned_deliveries(load_bundled(scenario))).deliveries
+    anchor, ours = [], []
+    with Nginx() as nginx:
+        for _ in range(repeat):
+            anchor.append(wrk(nginx.url + WEBHOOK, seconds=wrk_seconds).requests_per_second)
+            ours.append(posts / replay_seconds(scenario, nginx.url))
+    wrk_rate, d1sim_rate = statistics.median(anchor), statistics.median(ours)
+    return {"posts": posts, "wrk": wrk_rate, "d1sim": d1sim_rate, "ratio": d1sim_rate / wrk_rate}
+
+
+def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
+    """One d1sim run under py-spy (every thread, idle samples left out): share of samples per part."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    with tempfile.TemporaryDirectory(prefix="d1sim-prof-") as folder, Nginx() as nginx:
+        raw = Path(folder) / "stacks.txt"
+        replay_seconds(scenario, nginx.url, [spy, "record", "-r", str(rate), "-f", "raw", "-o",
+                                             str(raw), "--threads", "--"])
+        return summarize_stacks(raw.read_text())
+
+
+# The first matching frame names the part a sample belongs to; checked in this order.
+PARTS = (
+    ("expansion (planning)", r"contracts/(expansion|factory|faults|convergence)\.py"),
+    ("storing planned deliveries", r"add_deliveries"),
+    ("httpx/httpcore request and response", r"httpx/|httpcore/|h11/"),
+    ("worker waiting for a job", r"_Driver\._work"),
+    ("recording attempts (SQLite)", r"record_attempts|_flush"),
+    ("scheduler and waiting for answers", r"_Driver\.|retry\.py"),
+    ("reading the outbox", r"Outbox\.owed|Outbox\.summary|final_statuses"),
+    ("judging expectations", r"Replayer\.evaluate"),
+    ("start-up (imports)", r"importlib"),
+    ("printing the summary", r"rich/|print_results"),
+    ("no Python frame (native code, GIL)", r"^thread \("),
+)
+
+
+def summarize_stacks(text: str) -> list[tuple[str, float]]:
+    """py-spy raw output (``frame;frame;... count`` lines) as shares of samples per part."""
+    counts: collections.Counter[str] = collections.Counter()
+    for line in text.splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames = stack.split(";")[::-1]  # innermost first: the most specific part wins
+        part = next((name for name, pattern in PARTS for f in frames if re.search(pattern, f)), "other")
+        counts[part] += int(n)
+    total = sum(counts.values()) or 1
+    return [(part, n / total) for part, n in counts.most_common()]
+
+
+def phases(scenario: str) -> dict[str, float]:
+    """Seconds of each phase of one replay in this process: plan, deliver, judge."""
+    with tempfile.TemporaryDirectory(prefix="d1sim-phases-") as folder, Nginx() as nginx:
+        ref = resolve_scenarios([scenario])[0]
+        config = SenderConfig(nginx.url + WEBHOOK, concurrency=CONCURRENCY)
+        with Outbox(Path(folder) / "o.db") as outbox:
+            replayer = Replayer(outbox, config)
+            began = time.perf_counter()
+            run_id = replayer._plan(ref, "bench", {"key": "bench", "tag": "bench"})
+            planned = time.perf_counter()
+            deliver_run(outbox, run_id, config)
+            delivered = time.perf_counter()
+            replayer.evaluate(ref, run_id)
+            judged = time.perf_counter()
+    return {"plan": planned - began, "deliver": delivered - planned, "judge": judged - delivered}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", default="bulk-file")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--wrk-seconds", type=float, default=5.0)
+    parser.add_argument("--profile", action="store_true", help="add one py-spy profiled run")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    if missing := missing_tools():
+        print(f"missing {', '.join(missing)}: run benchmarks/setup.sh", file=sys.stderr)
+        return NO_ANCHOR
+    figures: dict[str, object] = {"scenario": args.scenario, **measure(args.scenario, args.repeat, args.wrk_seconds)}
+    if args.profile:
+        figures["phases"] = phases(args.scenario)
+        figures["profile"] = profile(args.scenario)
+    if args.json:
+        args.json.write_text(json.dumps(figures))
+    print(f"{args.scenario}: {figures['posts']:,} POSTs; wrk {figures['wrk']:,.0f} req/s, "
+          f"d1sim replay end to end {figures['d1sim']:,.0f} POSTs/s: ratio {figures['ratio']:.4f}")
+    if "phases" in figures:
+        print("  phases in one process: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures["phases"].items()))  # type: ignore[union-attr]
+        print("  py-spy samples of one run, by part:")
+    for part, share in figures.get("profile", []):  # type: ignore[union-attr]
+        print(f"  {share:6.1%}  {part}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
