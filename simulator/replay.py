@@ -22,7 +22,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from d1sim.contracts.convergence import compare_state
+from d1sim.contracts.matching import compare_state
 from d1sim.contracts.expansion import CardExpectation, card_expectations, planned_deliveries
 from d1sim.contracts.scenario_source import ScenarioError
 from d1sim.contracts.scenarios import Scenario, load_bundled, load_scenario_file
