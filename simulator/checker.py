@@ -41,9 +41,12 @@ from d1sim.contracts.checks import (
     Trial,
     select_checks,
 )
+from d1sim.contracts.checks.trial import Observations
+from d1sim.contracts.settling import DEFAULT_SETTLE
 from d1sim.simulator.auth import Auth
 from d1sim.simulator.reports import CaseResult
-from d1sim.simulator.transport import HttpProbe, HttpTransport, WsgiTransport, wsgi_probe
+from d1sim.simulator.check.apps import app_client
+from d1sim.simulator.transport import WEBHOOK_PATH, WSGI_BASE, HttpProbe, HttpTransport
 
 DEFAULT_MAX_EXAMPLES = 100
 # Calls spent shrinking one failure at most. Each call is a real exchange with the receiver (a
@@ -51,6 +54,7 @@ DEFAULT_MAX_EXAMPLES = 100
 # keeps a failing check to seconds while the reported example is already small.
 SHRINK_CALLS = 150
 SUITE = "d1sim check"
+WAIVED_REASON = "waived on purpose (--skip-checks)"
 WSGIApp = Callable[..., Any]
 
 
@@ -71,7 +75,8 @@ class _Property:
 
     def __init__(self, check: Check, context: CheckContext) -> None:
         self.check, self.context = check, context
-        self.notes: set[str] = set()
+        self.observed = Observations()
+        self.notes = self.observed.notes
         self.examples = self.first_failure = 0
         self.last: CheckFailure | None = None  # hypothesis only tries smaller ones after a failure
         self.stopped: CheckFailure | None = None  # no answer / probe failure: judged as found
@@ -89,7 +94,7 @@ class _Property:
             )
             raise _Enough
         self.examples += 1
-        trial = Trial(self.context, self.check.id, self.notes)
+        trial = Trial(self.context, self.check.id, self.observed)
         try:
             failure = self.check.function(trial, example)
         except (NoReply, ProbeError) as exc:
@@ -101,6 +106,7 @@ class _Property:
         if failure is not None:
             if self.last is None:
                 self.first_failure = self.examples
+                self.observed.shrinking = True
             self.last = failure
             raise _Failed(failure)
 
@@ -164,13 +170,14 @@ def run_check(
     started = time.perf_counter()
     prop = _Property(check, context)
     failure = _find_failure(prop, check.strategy(context), max_examples, seed)
-    seconds, notes = time.perf_counter() - started, tuple(sorted(prop.notes))
+    seconds, notes = time.perf_counter() - started, tuple(sorted(prop.observed.summary_notes()))
+    settled = prop.observed.slowest_settle
     if failure is None:
-        return CheckOutcome(
-            check.id, "passed", f"{prop.examples} examples", None, prop.examples, seconds, notes
-        )
+        return CheckOutcome(check.id, "passed", f"{prop.examples} examples", None, prop.examples,
+                            seconds, notes, settled)
     failure = replace(failure, replay=replay)
-    return CheckOutcome(check.id, "failed", failure.got, failure, prop.examples, seconds, notes)
+    return CheckOutcome(check.id, "failed", failure.got, failure, prop.examples, seconds, notes,
+                        settled)
 
 
 def python_replay(check_id: str, seed: int, max_examples: int) -> str:
@@ -186,6 +193,7 @@ def run_checks(
     *,
     replay: Callable[[str], str] | None = None,
     progress: Callable[[CheckOutcome], None] | None = None,
+    waived: Iterable[str] = (),
 ) -> list[CheckOutcome]:
     """Run the selected checks (all when None) against ``context``, in the contract's order.
 
@@ -196,6 +204,7 @@ def run_checks(
         seed: hypothesis seed; the same seed replays the same examples.
         replay: gives the replay hint of a failed check from its id (default: a Python call).
         progress: called with each outcome as soon as it is known.
+        waived: ids of checks not run on purpose; each gets a *waived* outcome.
     Returns:
         One :class:`CheckOutcome` per selected check.
     Raises:
@@ -203,10 +212,14 @@ def run_checks(
     """
     hint = replay or (lambda check_id: python_replay(check_id, seed, max_examples))
     outcomes = []
+    waived = {c.id for c in select_checks(list(waived))}  # raises UnknownCheck for a typo
     for check in select_checks(check_ids):
-        outcome = run_check(
-            check, context, max_examples=max_examples, seed=seed, replay=hint(check.id)
-        )
+        if check.id in waived:
+            outcome = CheckOutcome(check.id, "waived", WAIVED_REASON)
+        else:
+            outcome = run_check(
+                check, context, max_examples=max_examples, seed=seed, replay=hint(check.id)
+            )
         outcomes.append(outcome)
         if progress:
             progress(outcome)
@@ -220,10 +233,11 @@ def as_cases(outcomes: Iterable[CheckOutcome]) -> list[CaseResult]:
         details: dict[str, Any] = outcome.failure.as_dict() if outcome.failure else {}
         if outcome.notes:
             details["notes"] = list(outcome.notes)
+        verdict = outcome.outcome
+        if verdict == "waived":  # JUnit knows no waiver: a skip whose message says so
+            verdict, details["waived"] = "skipped", True
         cases.append(
-            CaseResult(
-                SUITE, outcome.check_id, outcome.outcome, outcome.reason, details, outcome.seconds
-            )
+            CaseResult(SUITE, outcome.check_id, verdict, outcome.reason, details, outcome.seconds)
         )
     return cases
 
@@ -235,6 +249,13 @@ def header_source(auth: Auth | None, client: httpx.Client) -> Callable[[], str] 
     return lambda: auth.headers(client)["Authorization"]
 
 
+def _auth_settings(auth: Auth | None, client: httpx.Client) -> dict[str, Any]:
+    source = header_source(auth, client)
+    if source is None or auth is None:
+        return {"auth": None}
+    return {"auth": source, "reauthorize": auth.on_unauthorized}
+
+
 def http_context(
     target: str,
     *,
@@ -243,32 +264,44 @@ def http_context(
     issuer_id: str = DEFAULT_ISSUER_ID,
     timeout: float = DEFAULT_TIMEOUT,
     max_batch: int = DEFAULT_MAX_BATCH,
+    settle: float = DEFAULT_SETTLE,
     client: httpx.Client | None = None,
 ) -> CheckContext:
     """A context that reaches the receiver at ``target`` over HTTP (see ``d1sim.simulator.transport``)."""
     transport = HttpTransport(target, issuer_id=issuer_id, timeout=timeout, client=client)
     probe = HttpProbe(state_url, client=transport.client, timeout=timeout) if state_url else None
-    return CheckContext(
-        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id
-    )
+    return CheckContext(transport, probe, max_batch=max_batch, timeout=timeout,
+                        issuer_id=issuer_id, settle=settle,
+                        **_auth_settings(auth, transport.client))
 
 
-def wsgi_context(
-    app: WSGIApp,
+def app_context(
+    app: Any,
     *,
     probe_path: str | None = "/cards/{cardId}",
     auth: Auth | None = None,
     issuer_id: str = DEFAULT_ISSUER_ID,
     timeout: float = DEFAULT_TIMEOUT,
     max_batch: int = DEFAULT_MAX_BATCH,
+    settle: float = DEFAULT_SETTLE,
 ) -> CheckContext:
-    """A context that calls the WSGI ``app`` in-process, without a socket.
+    """A context that calls ``app`` in-process, without a socket: a WSGI app (Flask, Django) or
+    an ASGI app (FastAPI, Starlette), through httpx's transports.
 
     ``probe_path`` is the app's state-probe path (None: no probe). An OAuth2 ``auth`` may use a
     token URL under ``d1sim.simulator.transport.WSGI_BASE`` to reach the app's own token endpoint.
+    There is no socket, so ``timeout`` cannot cut a slow app short: ``responds_in_time`` judges
+    the measured time.
+
+    Raises:
+        d1sim.simulator.check.apps.NotAnApp: ``app`` is neither WSGI nor ASGI (names what it is).
     """
-    transport = WsgiTransport(app, issuer_id=issuer_id)
-    probe = wsgi_probe(app, probe_path) if probe_path else None
-    return CheckContext(
-        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id
-    )
+    client = app_client(app)
+    transport = HttpTransport(WSGI_BASE + WEBHOOK_PATH, issuer_id=issuer_id, timeout=timeout,
+                              client=client)
+    probe = HttpProbe(WSGI_BASE + probe_path, client=client, timeout=timeout) if probe_path else None
+    return CheckContext(transport, probe, max_batch=max_batch, timeout=timeout,
+                        issuer_id=issuer_id, settle=settle, **_auth_settings(auth, client))
+
+
+wsgi_context = app_context  # the name from before ASGI apps were accepted

@@ -19,6 +19,8 @@ from d1sim.simulator.receiver import ReceiverConfig, create_app
 from d1sim.simulator.servers import running_server
 
 EXAMPLES = 15
+# These receivers apply before they answer: a short settle keeps each failing example cheap.
+SETTLE = 0.2
 ROWS = [pytest.param(row, id=row.name.replace(" ", "-")) for row in BROKEN]
 # Bugs whose only symptom is their own check: running every check must fail exactly that one.
 PRECISE = [
@@ -35,7 +37,9 @@ PRECISE = [
 def check_in_process(
     row: Broken, checks: list[str] | tuple[str, ...] | None, seed: int = 0
 ) -> list[CheckOutcome]:
-    with wsgi_context(row.build(), auth=StaticBearer(TOKEN), timeout=row.timeout) as context:
+    with wsgi_context(
+        row.build(), auth=StaticBearer(TOKEN), timeout=row.timeout, settle=SETTLE
+    ) as context:
         return run_checks(context, checks, max_examples=EXAMPLES, seed=seed)
 
 
