@@ -16,7 +16,8 @@ from d1sim.contracts.checks.model import CheckFailure
 from d1sim.contracts.checks.registry import check
 from d1sim.contracts.checks.trial import ACCEPTED, Trial, one_per_post
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.strategies import lifecycles, shuffled_lifecycles
+from d1sim.contracts.strategies import arrival_orders, lifecycles, shuffled_lifecycles
+from d1sim.contracts.strategies.contract_space import reorders
 
 Operation = dict[str, Any]
 Duplicated = tuple[list[Operation], int]
@@ -61,13 +62,16 @@ def _held(trial: Trial, operations: list[Operation]) -> dict[str, Any]:
 
 
 def _arrivals() -> SearchStrategy[tuple[list[Operation], list[Operation]]]:
-    """Lifecycles of any length, or (half the time) shipped ones with 2-5 shipment reports:
-    whether updates are ordered by lastUpdatedAt only shows with several of them."""
+    """Lifecycles of any length, or shipped ones with 2-5 shipment reports (whether updates are
+    ordered by lastUpdatedAt only shows with several), or a re-order of a card after its first
+    order failed or was cancelled (whether startTime decides between orders)."""
     model = load_lifecycle()
     shipped = shuffled_lifecycles(model.main_path, max_updates=4, duplicates=False).filter(
         lambda pair: len(pair[0]) > len(model.main_path)
     )
-    return st.one_of(shuffled_lifecycles(duplicates=False), shipped)
+    reordered = reorders().flatmap(
+        lambda ops: arrival_orders(ops, duplicates=False).map(lambda arrival: (ops, arrival)))
+    return st.one_of(shuffled_lifecycles(duplicates=False), shipped, reordered)
 
 
 @check("converges_out_of_order", strategy=lambda ctx: _arrivals(), needs_state=True)
