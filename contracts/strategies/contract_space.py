@@ -201,4 +201,11 @@ def reorders() -> SearchStrategy[list[Operation]]:
     first = st.sampled_from(failed).flatmap(lambda p: lifecycles(p, card_id=REORDER_CARD))
     second = lifecycles(card_id=REORDER_CARD, max_updates=2)
     return st.tuples(first, second).map(
-        lambda pair: shift_times(pair[0], -YEAR_AND_MORE) + pair[1])
+        lambda pair: shift_times(pair[0], -YEAR_AND_MORE) + _another_order(pair[0], pair[1]))
+
+
+def _another_order(first: list[Operation], second: list[Operation]) -> list[Operation]:
+    """``second`` under an operationId other than ``first``'s (shrunk ids may coincide)."""
+    if first[0]["operationId"] != second[0]["operationId"]:
+        return second
+    return [{**op, "operationId": op["operationId"] + "-2"} for op in second]
