@@ -10,7 +10,7 @@ Example::
     >>> ticks = iter(range(100))
     >>> answers = iter(["stale", "stale", None])
     >>> settle(lambda: next(answers), 5.0, clock=lambda: next(ticks) / 10, sleep=lambda s: None)
-    Settled(problem=None, seconds=0.2, polls=3)
+    Settled(problem=None, seconds=0.3, polls=3)
 """
 
 from __future__ import annotations

@@ -39,9 +39,11 @@ def _check_credentials(context: CheckContext) -> None:
     if reply.status not in REFUSED:
         return
     if context.auth is not None:
+        said = reply.summary(120).partition(" ")[2]
         raise UsageError(
-            f"the target answered {reply.status} to the configured credentials "
-            f"({reply.summary(120)}); check the token or the OAuth2 client, no check was run"
+            f"the target answered {reply.status} to the configured credentials"
+            + (f" ({said})" if said else "")
+            + "; check the token or the OAuth2 client, no check was run"
         )
     raise UsageError(
         f"the target answered {reply.status} to a notification without credentials; say how "
