@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
           f"receivers x {args.seeds} seeds (target 0)")
     for alarm in alarms:
         print(f"  {alarm}")
-    print(f"catch rate: {runs - len(missed)}/{runs} = {(runs - len(missed)) / runs:.1%} "
+    rate = (runs - len(missed)) / runs if runs else float("nan")
+    print(f"catch rate: {runs - len(missed)}/{runs} = {rate:.1%} "
           f"({len(BROKEN)} broken receivers x {args.catch_seeds} seeds)")
     for miss in missed:
         print(f"  missed: {miss}")
