@@ -122,13 +122,18 @@ class Trial:
         elif isinstance(authorization, str):
             headers["Authorization"] = shown = authorization
         reply = self._exchange(raw, label, headers, shown)
-        reauthorize = self.context.reauthorize
-        if reply.status == 401 and shown == "the configured token" and reauthorize:
-            if reauthorize(headers["Authorization"]):  # a short-lived token lapsed: D1 refetches once
-                self.observed.refetched += 1
-                headers["Authorization"] = self.context.auth()  # type: ignore[misc]
-                reply = self._exchange(raw, f"{label} (new token after 401)", headers, shown)
+        if reply.status == 401 and shown == "the configured token" and self._reauthorized(headers):
+            self.observed.refetched += 1  # a short-lived token lapsed: D1 refetches once
+            reply = self._exchange(raw, f"{label} (new token after 401)", headers, shown)
         return reply
+
+    def _reauthorized(self, headers: dict[str, str]) -> bool:
+        """After a 401: True (and ``headers`` carry a new token) when a new token may help."""
+        reauthorize, auth = self.context.reauthorize, self.context.auth
+        if reauthorize is None or auth is None or not reauthorize(headers["Authorization"]):
+            return False
+        headers["Authorization"] = auth()
+        return True
 
     def _exchange(self, raw: bytes, label: str, headers: dict[str, str], shown: str) -> Reply:
         try:

@@ -19,7 +19,7 @@ Example::
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -79,19 +79,30 @@ def _instant(value: str) -> datetime:
     return datetime.fromisoformat(value.upper()).astimezone(UTC)
 
 
+def _time_holders(op: Operation) -> Iterator[tuple[dict[str, Any], tuple[str, ...]]]:
+    """Each object of ``op`` that holds date-times, with the names of those fields."""
+    yield op, _TIME_FIELDS["operation"]
+    details = op.get("details")
+    shipment = details.get("shipment") if isinstance(details, dict) else None
+    if isinstance(shipment, dict):
+        yield shipment, _TIME_FIELDS["shipment"]
+        if isinstance(shipment.get("lastCheckpoint"), dict):
+            yield shipment["lastCheckpoint"], _TIME_FIELDS["lastCheckpoint"]
+
+
+def _rewrite_times(operations: list[Operation], rewrite: Callable[[datetime], str]) -> list[Operation]:
+    result = copy.deepcopy(operations)
+    for op in result:
+        for holder, names in _time_holders(op):
+            for name in names:
+                if isinstance(holder.get(name), str):
+                    holder[name] = rewrite(_instant(holder[name]))
+    return result
+
+
 def reformat_times(body: dict[str, Any], form: str) -> dict[str, Any]:
     """``body`` with every date-time written in ``form`` (one of :data:`_FORMS`), same instants."""
-    write = _FORMS[form]
-    body = copy.deepcopy(body)
-    for op in body["operations"]:
-        details = op.get("details") if isinstance(op.get("details"), dict) else {}
-        shipment = details.get("shipment") if isinstance(details.get("shipment"), dict) else {}
-        checkpoint = shipment.get("lastCheckpoint") if isinstance(shipment.get("lastCheckpoint"), dict) else {}
-        for kind, obj in (("operation", op), ("shipment", shipment), ("lastCheckpoint", checkpoint)):
-            for name in _TIME_FIELDS[kind]:
-                if isinstance(obj.get(name), str):
-                    obj[name] = write(_instant(obj[name]))
-    return body
+    return {**body, "operations": _rewrite_times(body["operations"], _FORMS[form])}
 
 
 @st.composite
@@ -110,7 +121,7 @@ def _reorder(draw: DrawFn, op: Operation) -> Operation:
     """A new order of ``op``'s card, started later: what an issuer sends after a failure."""
     model = load_lifecycle()
     later = _instant(op["startTime"]) + timedelta(milliseconds=draw(between(1, 86_400_000)))
-    stamp = later.strftime("%Y-%m-%dT%H:%M:%S.") + f"{later.microsecond // 1000:03d}Z"
+    stamp = _d1_time(later)
     first = model.main_path[0]
     return {"operationId": draw(operation_ids), "operation": model.operation,
             "status": model.operation_status(first), "startTime": stamp, "cardId": op["cardId"],
@@ -172,17 +183,11 @@ def featured_space() -> SearchStrategy[Featured]:
 
 def shift_times(operations: list[Operation], delta: timedelta) -> list[Operation]:
     """Copies of ``operations`` with every date-time moved by ``delta`` (written as D1 does)."""
-    body = copy.deepcopy({"operations": operations})
-    write_as = _FORMS["+00:00"]
-    for op in body["operations"]:
-        details = op.get("details") if isinstance(op.get("details"), dict) else {}
-        shipment = details.get("shipment") if isinstance(details.get("shipment"), dict) else {}
-        checkpoint = shipment.get("lastCheckpoint") if isinstance(shipment.get("lastCheckpoint"), dict) else {}
-        for kind, obj in (("operation", op), ("shipment", shipment), ("lastCheckpoint", checkpoint)):
-            for name in _TIME_FIELDS[kind]:
-                if isinstance(obj.get(name), str):
-                    obj[name] = write_as(_instant(obj[name]) + delta).replace("+00:00", "Z")
-    return body["operations"]
+    return _rewrite_times(operations, lambda moment: _d1_time(moment + delta))
+
+
+def _d1_time(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 REORDER_CARD = "reordered-card"

@@ -62,9 +62,9 @@ def produce_updates(body: Any) -> list[dict[str, Any]] | None:
     for op in body["operations"]:
         if not isinstance(op, dict) or not isinstance(op.get("details"), dict):
             continue
-        if op.get("operation") == "PRODUCE" and op["details"].get("status") in RANKS:
-            if isinstance(op.get("cardId"), str):
-                result.append(op)
+        known = op.get("operation") == "PRODUCE" and op["details"].get("status") in RANKS
+        if known and isinstance(op.get("cardId"), str):
+            result.append(op)
     return result
 
 
