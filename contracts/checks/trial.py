@@ -33,6 +33,7 @@ NO_PROBE_NOTE = "state not verified: no state probe configured"
 # receiver that never converges would otherwise cost the whole settle time.
 SHRINK_SETTLE_FACTOR, SHRINK_SETTLE_FLOOR = 3.0, 0.1
 MAX_HELD_BACK, SHORTEST_PAUSE = 200, 0.01  # bounds on retrying one POST answered 429/503
+SHRINK_PATIENCE = 2.0  # seconds of 429/503 retries per POST while a failure is shrunk
 
 
 @dataclass
@@ -105,7 +106,7 @@ class Trial:
             if reply.status not in BACKPRESSURE_STATUSES:
                 break
             pause = max(backoff(attempt, retry_after(reply.headers)), SHORTEST_PAUSE)
-            if waited + pause > self.context.patience:
+            if waited + pause > self._patience():
                 break  # never accepted within the budget: the check judges this answer
             waited += pause
             self.observed.held_back += 1
@@ -190,6 +191,11 @@ class Trial:
             self.observed.slowest_settle = max(self.observed.slowest_settle or 0.0, outcome.seconds)
             return None
         return f"{outcome.problem} (still so when the settle time ran out)"
+
+    def _patience(self) -> float:
+        # Shrinking a failure: a receiver that keeps answering 429/503 gets a short budget.
+        patience = self.context.patience
+        return min(patience, SHRINK_PATIENCE) if self.observed.shrinking else patience
 
     def _settle_time(self) -> float:
         limit = self.context.settle
