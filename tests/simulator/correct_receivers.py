@@ -62,7 +62,8 @@ def produce_updates(body: Any) -> list[dict[str, Any]] | None:
     for op in body["operations"]:
         if not isinstance(op, dict) or not isinstance(op.get("details"), dict):
             continue
-        known = op.get("operation") == "PRODUCE" and op["details"].get("status") in RANKS
+        status = op["details"].get("status")  # any JSON value in a schema-invalid body
+        known = op.get("operation") == "PRODUCE" and isinstance(status, str) and status in RANKS
         if known and isinstance(op.get("cardId"), str):
             result.append(op)
     return result
