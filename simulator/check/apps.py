@@ -95,12 +95,22 @@ class SyncAsgiTransport(httpx.BaseTransport):
         return response.status_code, response.headers.multi_items(), body
 
     def close(self) -> None:
-        """Stop the loop and its thread."""
+        """Cancel the app's background tasks, then stop the loop and its thread."""
         if self._loop.is_running():
+            cancelled = asyncio.run_coroutine_threadsafe(_cancel_tasks(), self._loop)
+            cancelled.result(timeout=5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
         if not self._loop.is_running():
             self._loop.close()
+
+
+async def _cancel_tasks() -> None:
+    """Cancel every other task on this loop (an app's queue workers) and wait for them."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def app_client(app: Any) -> httpx.Client:

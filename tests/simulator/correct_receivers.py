@@ -138,21 +138,37 @@ def flask_receiver(
 
 
 def worker_queue() -> Flask:
-    """204 at once; a worker thread applies each batch 5-40 ms later."""
+    """204 at once; a worker thread applies each batch 5-40 ms later.
+
+    The worker ends after a quiet 0.3 s and is started again by the next POST, so no thread
+    outlives the test that used the receiver for long (forked workers elsewhere need that).
+    """
     held, inbox = Held(), queue.Queue()
+    worker: dict[str, threading.Thread] = {}
+    lock = threading.Lock()
 
     def work() -> None:
         while True:
-            due, updates = inbox.get()
+            try:
+                due, updates = inbox.get(timeout=0.3)
+            except queue.Empty:
+                with lock:  # accept() puts and checks the worker under the same lock
+                    if inbox.empty():
+                        del worker["thread"]
+                        return
+                continue
             time.sleep(max(0.0, due - time.monotonic()))
             for op in updates:
                 held.apply(op)
 
-    threading.Thread(target=work, daemon=True).start()
     delays = iter(range(10**9))
 
     def accept(updates: list[dict[str, Any]]) -> None:
-        inbox.put((time.monotonic() + 0.005 + (next(delays) % 8) * 0.005, updates))
+        with lock:
+            inbox.put((time.monotonic() + 0.005 + (next(delays) % 8) * 0.005, updates))
+            if "thread" not in worker:
+                worker["thread"] = threading.Thread(target=work, daemon=True)
+                worker["thread"].start()
 
     return flask_receiver(accept, held.view)
 
