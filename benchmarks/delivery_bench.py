@@ -36,9 +36,9 @@ from typing import Any
 import httpx
 import orjson
 
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator.delivery import SenderConfig, build_client, deliver_run
-from d1sim.simulator.outbox import Outbox
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.engine import SenderConfig, build_client, deliver_run
+from d1sim.simulator.delivery.outbox import Outbox
 
 SEED = Path(__file__).parent.parent / "tests" / "data" / "seed" / "card-shipped-update.json"
 PATH = "/notifications/d1/v2/issuers/{issuerId}/cards"

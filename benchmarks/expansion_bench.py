@@ -14,8 +14,8 @@ import resource
 import sys
 import time
 
-from d1sim.contracts.expansion import ExpansionSummary, expand_scenario
-from d1sim.contracts.scenarios import load_bundled
+from d1sim.contracts.scenario.expansion import ExpansionSummary, expand_scenario
+from d1sim.contracts.scenario.loading import load_bundled
 
 TARGET_MB = 300
 

@@ -28,9 +28,9 @@ from broken_receivers import BROKEN  # noqa: E402
 from broken_receivers import TOKEN as BROKEN_TOKEN  # noqa: E402
 from correct_receivers import CLIENT_ID, CLIENT_SECRET, CORRECT, TOKEN, Correct  # noqa: E402
 
-from d1sim.simulator.auth import Auth, OAuth2ClientCredentials, StaticBearer  # noqa: E402
-from d1sim.simulator.checker import app_context, run_checks  # noqa: E402
-from d1sim.simulator.transport import WSGI_BASE  # noqa: E402
+from d1sim.simulator.check.runner import app_context, run_checks  # noqa: E402
+from d1sim.simulator.check.transport import WSGI_BASE  # noqa: E402
+from d1sim.simulator.delivery.auth import Auth, OAuth2ClientCredentials, StaticBearer  # noqa: E402
 
 BROKEN_SETTLE = 0.2  # the broken receivers apply before they answer
 

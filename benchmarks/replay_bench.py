@@ -33,9 +33,9 @@ from pathlib import Path
 
 import httpx
 
-from d1sim.contracts.expansion import expand_scenario
-from d1sim.contracts.scenarios import load_bundled
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.scenario.expansion import expand_scenario
+from d1sim.contracts.scenario.loading import load_bundled
+from d1sim.contracts.scenario.timeline import Delivery
 
 CONCURRENCY = 4
 TARGET_RATIO = 0.7
@@ -44,7 +44,7 @@ WEBHOOK = "/notifications/d1/v2/issuers/ISSUER0001/cards"
 
 def start_receiver() -> tuple[subprocess.Popen[str], str]:
     """`d1sim receiver --port 0` in its own process; wait (bounded) for the URL it prints."""
-    child = subprocess.Popen([sys.executable, "-m", "d1sim.simulator.cli", "receiver", "--port", "0"],
+    child = subprocess.Popen([sys.executable, "-m", "d1sim", "receiver", "--port", "0"],
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     deadline = time.monotonic() + 30
     assert child.stdout is not None
@@ -83,8 +83,8 @@ def ceiling(url: str, payloads: list[bytes]) -> float:
 
 def replay_child(url: str, name: str) -> None:
     """Child process: plan NAME into a fresh outbox, deliver it; print timings and peak RSS."""
-    from d1sim.simulator.delivery import SenderConfig, deliver_run
-    from d1sim.simulator.outbox import Outbox
+    from d1sim.simulator.delivery.engine import SenderConfig, deliver_run
+    from d1sim.simulator.delivery.outbox import Outbox
 
     config = SenderConfig(url + WEBHOOK, concurrency=CONCURRENCY)
     with tempfile.TemporaryDirectory() as tmp, Outbox(Path(tmp) / "o.db") as outbox:

@@ -40,7 +40,7 @@ from typing import Any
 import httpx
 from flask import Response, request
 
-from d1sim.contracts.inbound import sample_order
+from d1sim.contracts.payloads.inbound import sample_order
 
 TARGET_RATIO = 0.5
 ISSUER, PUSHED = "BENCH00001", "BENCH00002"
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     with (
         tempfile.TemporaryDirectory() as tmp,
         child([sys.executable, __file__, "--serve-d1", f"{tmp}/d1.db"]) as url,
-        child([sys.executable, "-m", "d1sim.simulator.cli", "receiver", "--port", "0"]) as receiver,
+        child([sys.executable, "-m", "d1sim", "receiver", "--port", "0"]) as receiver,
         httpx.Client(base_url=url, timeout=60) as http,
     ):
         result = {

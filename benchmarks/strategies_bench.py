@@ -6,8 +6,8 @@ gets that schema with every ``$ref`` inlined (it does not resolve remote refs). 
 alternating, each draws ``--examples`` examples through a hypothesis ``@given`` loop (generate
 phase only, no database, no health checks), ``--repeat`` times, after a 10-example warm-up; the
 rates are examples per CPU second of the process (robust on a shared machine), medians. Every
-drawn example is then checked with ``d1sim.contracts.validation`` (default and strict profiles) and
-``d1sim.contracts.sequence.check_sequence`` (a legal lifecycle per operationId), outside the timing.
+drawn example is then checked with ``d1sim.contracts.notification.validation`` (default and strict profiles) and
+``d1sim.contracts.lifecycle.sequence.check_sequence`` (a legal lifecycle per operationId), outside the timing.
 
 hypothesis-jsonschema is not a d1sim dependency. When it cannot be imported here, the script
 re-executes itself with ``$D1SIM_HJS_PYTHON`` or ``/tmp/hjs-venv/bin/python``; the recipe for that
@@ -35,10 +35,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.strategies import SearchStrategy
 from referencing import Registry, Resource
 
-from d1sim.contracts.documents import NOTIFICATION_SCHEMA_ID, schema_documents
-from d1sim.contracts.sequence import check_sequence
+from d1sim.contracts.lifecycle.sequence import check_sequence
+from d1sim.contracts.notification.documents import NOTIFICATION_SCHEMA_ID, schema_documents
+from d1sim.contracts.notification.validation import notification_validator
 from d1sim.contracts.strategies import notifications
-from d1sim.contracts.validation import notification_validator
 
 OUT = Path(__file__).parent / "out"
 HJS_PYTHON = os.environ.get("D1SIM_HJS_PYTHON", "/tmp/hjs-venv/bin/python")

@@ -1,7 +1,7 @@
 """How fast ``d1sim validate`` streams a large capture, against what parsing alone allows.
 
 Generates (once, deterministically) a JSON Lines capture of realistic PRODUCE notifications:
-full lifecycles of many cards from :class:`d1sim.contracts.factory.PayloadFactory` templates with fresh
+full lifecycles of many cards from :class:`d1sim.contracts.payloads.factory.PayloadFactory` templates with fresh
 ids, shipment updates, failures and cancellations, shuffled in blocks (arrival order is not
 guaranteed), 1% duplicates and some bulk lines. Then measures, each a few times (medians):
 
@@ -46,13 +46,13 @@ import orjson
 from process_memory import sample_memory  # benchmarks/, next to this script
 from referencing import Registry, Resource
 
-from d1sim.contracts.documents import NOTIFICATION_SCHEMA_ID, schema_documents
-from d1sim.contracts.factory import PayloadFactory
-from d1sim.contracts.sequence import SequenceChecker
-from d1sim.contracts.validation import notification_validator
-from d1sim.simulator.reader import expand_inputs
-from d1sim.simulator.validate_chunks import Chunk, check_chunk
-from d1sim.simulator.validate_pipeline import available_cpus, plan_chunks
+from d1sim.contracts.lifecycle.sequence import SequenceChecker
+from d1sim.contracts.notification.documents import NOTIFICATION_SCHEMA_ID, schema_documents
+from d1sim.contracts.notification.validation import notification_validator
+from d1sim.contracts.payloads.factory import PayloadFactory
+from d1sim.simulator.validate.chunks import Chunk, check_chunk
+from d1sim.simulator.validate.pipeline import available_cpus, plan_chunks
+from d1sim.simulator.validate.reader import expand_inputs
 
 OUT = Path(__file__).parent / "out"
 TEMPLATES = 400
@@ -119,7 +119,7 @@ Memory = tuple[float, float, float]  # peak MB: largest process, RSS summed, PSS
 def run_end_to_end(path: Path, jobs: str | None = None, sample: bool = False) -> tuple[float, Memory]:
     """One subprocess run of ``d1sim validate``: seconds, and memory (sums only if ``sample``)."""
     script = Path(sys.executable).with_name("d1sim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim.simulator.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim"]
     options = ["--jobs", jobs] if jobs else []
     started = time.perf_counter()
     process = subprocess.Popen(

@@ -3,7 +3,7 @@
 The shipped JSON Schemas are embedded under ``components/schemas`` (one component per file,
 named after it: ``last-checkpoint.schema.json`` -> ``LastCheckpoint``), their ``$id`` and
 ``$schema`` dropped and every ``$ref`` rewritten to a pointer inside the document, so the
-documents stand alone. Both are plain dicts; :mod:`d1sim.simulator.commands.export` prints them.
+documents stand alone. Both are plain dicts; :mod:`d1sim.simulator.cli.export` prints them.
 
 Example::
 
@@ -17,8 +17,8 @@ import copy
 from importlib import metadata
 from typing import Any
 
-from d1sim.contracts.contract_paths import admin_paths, inbound_paths
-from d1sim.contracts.documents import load_document
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.openapi.paths import admin_paths, inbound_paths
 
 NOTIFICATION_FILES = (
     "notification.schema.json",

@@ -1,4 +1,4 @@
-"""The paths ``d1sim serve`` answers, as OpenAPI 3.1 path items (used by :mod:`d1sim.contracts.contract_docs`).
+"""The paths ``d1sim serve`` answers, as OpenAPI 3.1 path items (used by :mod:`d1sim.contracts.openapi.documents`).
 
 The inbound API (``/banking/v1``) answers errors in D1's ``{"errorCode", "error"}`` shape; the
 admin API (``/_sim``) in ``application/problem+json``. Admin calls are a table: one row each.

@@ -7,7 +7,7 @@ never move the state.
 
 Example::
 
-    >>> from d1sim.contracts.convergence import converge
+    >>> from d1sim.contracts.lifecycle.convergence import converge
     >>> ops = [{"operationId": "o", "operation": "PRODUCE", "cardId": "c", "startTime": "2025-01-01T00:00:00Z",
     ...         "details": {"status": s}} for s in ("CARD_PROD_DONE", "CARD_PROD_REQUESTED")]
     >>> converge(ops)["c"].status
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
-from d1sim.contracts.sequence import parse_time
+from d1sim.contracts.lifecycle.sequence import parse_time
 
 OLDEST = datetime.min.replace(tzinfo=UTC)
 

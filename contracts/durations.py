@@ -5,7 +5,7 @@ clock must mean the same thing on every run.
 
 Example::
 
-    >>> from d1sim.contracts.durations import parse_duration, format_duration
+    >>> from d1sim.contracts.scenario.durations import parse_duration, format_duration
     >>> parse_duration("1h30m"), parse_duration("PT4H")
     (datetime.timedelta(seconds=5400), datetime.timedelta(seconds=14400))
     >>> parse_duration(90)

@@ -9,8 +9,8 @@ true order unless a fault reorders them. After the last delivery concerning a ca
 
 Example::
 
-    >>> from d1sim.contracts.expansion import expand_scenario, summarize
-    >>> from d1sim.contracts.scenarios import load_bundled
+    >>> from d1sim.contracts.scenario.expansion import expand_scenario, summarize
+    >>> from d1sim.contracts.scenario.loading import load_bundled
     >>> first, second = (summarize(expand_scenario(load_bundled("happy-path"))) for _ in range(2))
     >>> first == second, first.cards
     (True, 1)
@@ -29,11 +29,11 @@ from typing import Any
 
 import orjson
 
-from d1sim.contracts.convergence import CardState, Convergence
-from d1sim.contracts.factory import DEFAULT_START, Order, PayloadFactory
-from d1sim.contracts.faults import FAULTS, CardContext, Fault, Outgoing, Planned, labelled
-from d1sim.contracts.scenarios import Notice, Scenario
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.lifecycle.convergence import CardState, Convergence
+from d1sim.contracts.payloads.factory import DEFAULT_START, Order, PayloadFactory
+from d1sim.contracts.scenario.faults import FAULTS, CardContext, Fault, Outgoing, Planned, labelled
+from d1sim.contracts.scenario.loading import Notice, Scenario
+from d1sim.contracts.scenario.timeline import Delivery
 
 CORRELATION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://d1sim.dev/correlation-id")
 ORDER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://d1sim.dev/order-id")
@@ -75,7 +75,7 @@ def expand_scenario(
         seed: overrides the scenario's seed; the same seed yields byte-identical bodies.
         start: the virtual clock's origin (payload times follow it); ``due`` counts from it.
     Returns:
-        An iterator of :class:`~d1sim.contracts.timeline.Delivery` and :class:`CardExpectation`,
+        An iterator of :class:`~d1sim.contracts.scenario.timeline.Delivery` and :class:`CardExpectation`,
         ``seq`` increasing from 1.
     """
     seed = scenario.seed if seed is None else seed

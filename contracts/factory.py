@@ -2,7 +2,7 @@
 
 Example::
 
-    >>> from d1sim.contracts.factory import PayloadFactory
+    >>> from d1sim.contracts.payloads.factory import PayloadFactory
     >>> factory = PayloadFactory(seed=7)
     >>> ops = factory.lifecycle()
     >>> [op["details"]["status"] for op in ops][:2]
@@ -23,9 +23,9 @@ from faker.providers import BaseProvider
 from faker.providers.lorem.en_US import Provider as LoremProvider
 from faker.providers.misc import Provider as MiscProvider
 
-from d1sim.contracts.documents import load_document
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
-from d1sim.contracts.vocabulary import (
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.vocabulary import (
     CARRIERS,
     CHECKPOINT_PLACES,
     EXCEPTION_FIELDS,

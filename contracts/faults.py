@@ -8,7 +8,7 @@ and the card or lane, so one fault never shifts the random choices of another.
 
 Example::
 
-    >>> from d1sim.contracts.faults import FAULTS
+    >>> from d1sim.contracts.scenario.faults import FAULTS
     >>> FAULTS["duplicate"].stage, sorted(FAULTS["duplicate"].defaults)
     ('lane', ['after', 'probability', 'step'])
 """
@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 from random import Random
 from typing import Any
 
-from d1sim.contracts.factory import Order, PayloadFactory, minimal_operation
-from d1sim.contracts.vocabulary import UNKNOWN_STATUSES
+from d1sim.contracts.notification.vocabulary import UNKNOWN_STATUSES
+from d1sim.contracts.payloads.factory import Order, PayloadFactory, minimal_operation
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ import jsonschema_rs
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-from d1sim.contracts.documents import load_document, schema_documents
+from d1sim.contracts.notification.documents import load_document, schema_documents
 
 ORDER_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-order.schema.json"
 BATCH_SCHEMA_ID = "https://d1sim.dev/schemas/inbound-production-batch.schema.json"

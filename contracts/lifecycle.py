@@ -17,7 +17,7 @@ from typing import Any
 
 import jsonschema
 
-from d1sim.contracts.documents import load_document
+from d1sim.contracts.notification.documents import load_document
 
 
 class LifecycleModelError(ValueError):

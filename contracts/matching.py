@@ -25,9 +25,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from d1sim.contracts.convergence import CardState, Convergence, OrderKey
-from d1sim.contracts.documents import load_document
 from d1sim.contracts.lifecycle import Lifecycle
+from d1sim.contracts.lifecycle.convergence import CardState, Convergence, OrderKey
+from d1sim.contracts.notification.documents import load_document
 
 # The kind of each known field of the objects a probe may hold, read from the schemas' $refs.
 _KIND_OF_REF = {
@@ -148,7 +148,7 @@ def acceptable_states(
 ) -> dict[str, tuple[CardState, ...]]:
     """Per card, every state the convergence rule allows after ``operations``.
 
-    One state, :func:`~d1sim.contracts.convergence.converge`'s, unless the latest orders of a
+    One state, :func:`~d1sim.contracts.lifecycle.convergence.converge`'s, unless the latest orders of a
     card share their ``startTime``: then the state each of those orders converges to is allowed
     (the contract does not say which order wins a tie; see docs/decisions.md).
     """

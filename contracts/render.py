@@ -6,7 +6,7 @@ Everything comes from the loaded model, so a new state or transition in
 Example::
 
     >>> from d1sim.contracts.lifecycle import load_lifecycle
-    >>> from d1sim.contracts.render import render_mermaid
+    >>> from d1sim.contracts.lifecycle.render import render_mermaid
     >>> render_mermaid(load_lifecycle()).splitlines()[:2]
     ['stateDiagram-v2', '    [*] --> CARD_PROD_REQUESTED']
 """

@@ -1,7 +1,7 @@
 """The checks a scenario must pass beyond its schema: statuses, transitions, fault parameters.
 
 Each check yields ``(path, message)`` pairs; the loader turns the first into a located
-:class:`~d1sim.contracts.scenario_source.ScenarioError`, and code that builds a ``Scenario`` by hand
+:class:`~d1sim.contracts.scenario.source.ScenarioError`, and code that builds a ``Scenario`` by hand
 (the mock D1 turning an order into a scenario) can call :func:`scenario_problems` directly.
 """
 
@@ -11,13 +11,13 @@ from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from d1sim.contracts.durations import LONGEST
-from d1sim.contracts.faults import FAULTS, Fault
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
-from d1sim.contracts.scenario_source import Path, did_you_mean
+from d1sim.contracts.scenario.durations import LONGEST
+from d1sim.contracts.scenario.faults import FAULTS, Fault
+from d1sim.contracts.scenario.source import Path, did_you_mean
 
 if TYPE_CHECKING:
-    from d1sim.contracts.scenarios import Notice, Scenario, Step
+    from d1sim.contracts.scenario.loading import Notice, Scenario, Step
 
 Problem = tuple[Path, str]
 

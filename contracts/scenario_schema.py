@@ -15,8 +15,8 @@ from typing import Any
 import jsonschema
 from jsonschema.exceptions import ValidationError, best_match
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.scenario_source import Path, SourceDocument, did_you_mean
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.scenario.source import Path, SourceDocument, did_you_mean
 
 SCENARIO_SCHEMA = "scenario.schema.json"
 

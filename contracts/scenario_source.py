@@ -5,7 +5,7 @@ path back to the line and column where the value (or the misspelt key) was writt
 
 Example::
 
-    >>> from d1sim.contracts.scenario_source import read_source
+    >>> from d1sim.contracts.scenario.source import read_source
     >>> doc = read_source("name: x\\nsteps:\\n  - status: DATA_PREPARED\\n", "demo.yaml")
     >>> doc.position(("steps", 0, "status"))
     (3, 13)
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from d1sim.contracts.factory import format_time
+from d1sim.contracts.payloads.factory import format_time
 
 PathPart = str | int
 Path = Sequence[PathPart]

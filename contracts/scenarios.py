@@ -6,7 +6,7 @@ the lifecycle model; docs/scenarios.md is the format reference. Loading is pure:
 
 Example::
 
-    >>> from d1sim.contracts.scenarios import load_scenario_text
+    >>> from d1sim.contracts.scenario.loading import load_scenario_text
     >>> s = load_scenario_text('''
     ... name: demo
     ... description: One card, prepared then rejected.
@@ -29,12 +29,12 @@ from importlib import resources
 from pathlib import Path as FilePath
 from typing import Any
 
-from d1sim.contracts.durations import DurationError, parse_duration
-from d1sim.contracts.faults import Fault
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
-from d1sim.contracts.scenario_checks import scenario_problems
-from d1sim.contracts.scenario_schema import check_against_schema
-from d1sim.contracts.scenario_source import ScenarioError, did_you_mean, read_source
+from d1sim.contracts.scenario.checks import scenario_problems
+from d1sim.contracts.scenario.durations import DurationError, parse_duration
+from d1sim.contracts.scenario.faults import Fault
+from d1sim.contracts.scenario.schema import check_against_schema
+from d1sim.contracts.scenario.source import ScenarioError, did_you_mean, read_source
 
 __all__ = [
     "Batching",

@@ -5,7 +5,7 @@ reported, never at the order they came in: the known ones must lie on one path o
 
 Example::
 
-    >>> from d1sim.contracts.sequence import SequenceChecker
+    >>> from d1sim.contracts.lifecycle.sequence import SequenceChecker
     >>> checker = SequenceChecker()
     >>> op = {"operationId": "o1", "operation": "PRODUCE", "status": "SUCCESSFUL",
     ...       "startTime": "2025-01-17T06:28:02Z", "endTime": "2025-01-18T06:28:02Z",

@@ -5,7 +5,7 @@ The fast path is ``jsonschema_rs`` (compiled); the explanation comes from the re
 
 Example::
 
-    >>> from d1sim.contracts.validation import validate_notification
+    >>> from d1sim.contracts.notification.validation import validate_notification
     >>> validate_notification({"operations": []})[0].pointer
     '/operations'
 """
@@ -22,7 +22,7 @@ import jsonschema_rs
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
-from d1sim.contracts.documents import (
+from d1sim.contracts.notification.documents import (
     NOTIFICATION_SCHEMA_ID,
     STRICT_NOTIFICATION_SCHEMA_ID,
     schema_documents,

@@ -5,7 +5,7 @@ Every mode has the same methods: ``headers(client)`` gives the headers of the ne
 ``describe()`` gives the public settings for a run's options. Secrets stay inside these
 objects: they appear in no repr, exception, log or stored option. ``Signer`` adds Standard
 Webhooks signature headers, an opt-in extra that D1 does not document. Mutual TLS is not a
-header but a client setting: see ``d1sim.simulator.delivery.build_client``.
+header but a client setting: see ``d1sim.simulator.delivery.engine.build_client``.
 
 Example::
 

@@ -8,7 +8,7 @@ shrinking: each step would cost a timeout) and is reported as it was found.
 
 Example::
 
-    from d1sim.simulator.checker import run_checks, wsgi_context
+    from d1sim.simulator.check.runner import run_checks, wsgi_context
     from d1sim.simulator.receiver import create_app
 
     context = wsgi_context(create_app())
@@ -43,10 +43,10 @@ from d1sim.contracts.checks import (
 )
 from d1sim.contracts.checks.trial import Observations
 from d1sim.contracts.settling import DEFAULT_SETTLE
-from d1sim.simulator.auth import Auth
-from d1sim.simulator.reports import CaseResult
 from d1sim.simulator.check.apps import app_client
-from d1sim.simulator.transport import WEBHOOK_PATH, WSGI_BASE, HttpProbe, HttpTransport
+from d1sim.simulator.check.transport import WEBHOOK_PATH, WSGI_BASE, HttpProbe, HttpTransport
+from d1sim.simulator.delivery.auth import Auth
+from d1sim.simulator.reports.results import CaseResult
 
 DEFAULT_MAX_EXAMPLES = 100
 # Calls spent shrinking one failure at most. Each call is a real exchange with the receiver (a
@@ -227,7 +227,7 @@ def run_checks(
 
 
 def as_cases(outcomes: Iterable[CheckOutcome]) -> list[CaseResult]:
-    """The outcomes as report cases (one per check) for ``d1sim.simulator.reports``."""
+    """The outcomes as report cases (one per check) for ``d1sim.simulator.reports.results``."""
     cases = []
     for outcome in outcomes:
         details: dict[str, Any] = outcome.failure.as_dict() if outcome.failure else {}
@@ -267,7 +267,7 @@ def http_context(
     settle: float = DEFAULT_SETTLE,
     client: httpx.Client | None = None,
 ) -> CheckContext:
-    """A context that reaches the receiver at ``target`` over HTTP (see ``d1sim.simulator.transport``)."""
+    """A context that reaches the receiver at ``target`` over HTTP (see ``d1sim.simulator.check.transport``)."""
     transport = HttpTransport(target, issuer_id=issuer_id, timeout=timeout, client=client)
     probe = HttpProbe(state_url, client=transport.client, timeout=timeout) if state_url else None
     return CheckContext(transport, probe, max_batch=max_batch, timeout=timeout,
@@ -289,7 +289,7 @@ def app_context(
     an ASGI app (FastAPI, Starlette), through httpx's transports.
 
     ``probe_path`` is the app's state-probe path (None: no probe). An OAuth2 ``auth`` may use a
-    token URL under ``d1sim.simulator.transport.WSGI_BASE`` to reach the app's own token endpoint.
+    token URL under ``d1sim.simulator.check.transport.WSGI_BASE`` to reach the app's own token endpoint.
     There is no socket, so ``timeout`` cannot cut a slow app short: ``responds_in_time`` judges
     the measured time.
 

@@ -11,16 +11,16 @@ from d1sim.simulator.errors import EXIT_USAGE, UsageError
 
 # Command -> the module whose ``add_parser(subparsers)`` registers it (``func(args) -> int``).
 COMMANDS = {
-    "validate": "d1sim.simulator.commands.validate",
-    "lifecycle": "d1sim.simulator.commands.lifecycle",
-    "receiver": "d1sim.simulator.commands.receiver",
-    "check": "d1sim.simulator.commands.check",
-    "replay": "d1sim.simulator.commands.replay",
-    "runs": "d1sim.simulator.commands.runs",
-    "deliveries": "d1sim.simulator.commands.runs",
-    "demo": "d1sim.simulator.commands.demo",
-    "serve": "d1sim.simulator.commands.serve",
-    "export": "d1sim.simulator.commands.export",
+    "validate": "d1sim.simulator.cli.validate",
+    "lifecycle": "d1sim.simulator.cli.lifecycle",
+    "receiver": "d1sim.simulator.cli.receiver",
+    "check": "d1sim.simulator.cli.check",
+    "replay": "d1sim.simulator.cli.replay",
+    "runs": "d1sim.simulator.cli.runs",
+    "deliveries": "d1sim.simulator.cli.runs",
+    "demo": "d1sim.simulator.cli.demo",
+    "serve": "d1sim.simulator.cli.serve",
+    "export": "d1sim.simulator.cli.export",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
 

@@ -29,10 +29,10 @@ from typing import Any
 
 import httpx
 
-from d1sim.simulator.auth import Auth, NoAuth, Signer
+from d1sim.simulator.delivery.auth import Auth, NoAuth, Signer
+from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, AttemptRow, Outbox, StoredDelivery
+from d1sim.simulator.delivery.retry import Outcome, RetryPolicy, Schedule, classify, parse_retry_after
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import RESPONSE_EXCERPT, Attempt, AttemptRow, Outbox, StoredDelivery
-from d1sim.simulator.retry import Outcome, RetryPolicy, Schedule, classify, parse_retry_after
 
 DEFAULT_ISSUER_ID = "ISSUER0001"
 # Deliveries held in memory at once; the rest wait in the outbox until there is room.

@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 
-from d1sim.contracts.inbound import sample_order
-from d1sim.contracts.scenarios import load_bundled
+from d1sim.contracts.payloads.inbound import sample_order
+from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
-from d1sim.simulator.reports import CaseResult
+from d1sim.simulator.reports.results import CaseResult
 from d1sim.simulator.servers import running_server
 
 ISSUER = "ISSUER0001"

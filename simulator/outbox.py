@@ -6,7 +6,7 @@ what is still owed. One thread writes (the sender's scheduler); readers (CLI, UI
 
 Example::
 
-    >>> from d1sim.contracts.timeline import Delivery
+    >>> from d1sim.contracts.scenario.timeline import Delivery
     >>> box = Outbox(":memory:")
     >>> run = box.create_run("happy", "http://localhost/", {"concurrency": 4})
     >>> box.add_deliveries(run, [Delivery(1, 0.0, b"{}", ("c1",), ("DATA_PREPARED",),
@@ -31,8 +31,8 @@ from typing import Any
 
 import orjson
 
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator.auth import scrub_secrets
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.auth import scrub_secrets
 from d1sim.simulator.errors import UsageError
 
 DEFAULT_PATH = Path(".d1sim/d1sim.db")

@@ -33,7 +33,7 @@ import pytest
 
 if TYPE_CHECKING:
     from d1sim.contracts.checks import CheckContext, CheckOutcome, Probe
-    from d1sim.simulator.auth import Auth
+    from d1sim.simulator.delivery.auth import Auth
     from d1sim.simulator.receiver import ReceiverConfig
 
 MAX_EXAMPLES_INI = "d1sim_max_examples"
@@ -96,7 +96,7 @@ class D1simCheck:
                 such as ``"/cards/{cardId}"``); or give ``probe``, a callable
                 ``card_id -> dict | None``. Without either, state checks are skipped.
             bearer_token, auth: how D1 authenticates (a static token, or any
-                ``d1sim.simulator.auth`` mode such as ``OAuth2ClientCredentials``).
+                ``d1sim.simulator.delivery.auth`` mode such as ``OAuth2ClientCredentials``).
             settle: seconds a state comparison polls the probe (asynchronous receivers);
                 None: d1sim's default (``d1sim.contracts.settling.DEFAULT_SETTLE``, 5 s).
             skip_checks: check ids waived on purpose (reported as waived).
@@ -107,7 +107,7 @@ class D1simCheck:
         """
         from d1sim.contracts.settling import DEFAULT_SETTLE
         from d1sim.simulator.check.preflight import preflight
-        from d1sim.simulator.checker import run_checks
+        from d1sim.simulator.check.runner import run_checks
         from d1sim.simulator.errors import UsageError
 
         examples = max_examples or self.max_examples
@@ -149,7 +149,7 @@ class D1simCheck:
         **settings: Any,
     ) -> CheckContext:
         """The check context for a URL or a WSGI/ASGI app, with the probe asked for."""
-        from d1sim.simulator.checker import app_context, http_context
+        from d1sim.simulator.check.runner import app_context, http_context
         from d1sim.simulator.errors import UsageError
 
         if isinstance(target, str):
@@ -168,7 +168,7 @@ class D1simCheck:
 
 def _judge(outcomes: list[CheckOutcome], seconds: float) -> None:
     """Fail the test with the report on a failure; skip it when a check needed a probe."""
-    from d1sim.simulator.check_report import format_report
+    from d1sim.simulator.reports.check import format_report
 
     if any(o.failed for o in outcomes):
         report = format_report(outcomes, seconds)
@@ -183,7 +183,7 @@ def _judge(outcomes: list[CheckOutcome], seconds: float) -> None:
 def _bearer(token: str | None) -> Auth | None:
     if token is None:
         return None
-    from d1sim.simulator.auth import StaticBearer
+    from d1sim.simulator.delivery.auth import StaticBearer
 
     return StaticBearer(token)
 

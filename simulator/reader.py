@@ -7,7 +7,7 @@ non-blank line is a JSON document by itself the input is JSON Lines, otherwise o
 
 Example::
 
-    >>> from d1sim.simulator.reader import expand_inputs, read_source
+    >>> from d1sim.simulator.validate.reader import expand_inputs, read_source
     >>> [source.name for source in expand_inputs(["tests/data/seed/data-prepared.json"])]
     ['tests/data/seed/data-prepared.json']
 """

@@ -7,7 +7,7 @@ It is the example integrators read. What it does for every notification, in orde
 3. The body must be JSON (else 400) and valid against the forward-compatible schema (else 400
    with the problems) -- never a 5xx, which would make D1 retry for ever.
 4. Every operation is recorded; an exact duplicate changes nothing; per card the operation with
-   the greatest :func:`d1sim.contracts.convergence.order_key` is held. Unknown ``details.status``
+   the greatest :func:`d1sim.contracts.lifecycle.convergence.order_key` is held. Unknown ``details.status``
    values are accepted and recorded but never held (they cannot be ranked), so they never
    block later known statuses. Answer 204.
 
@@ -39,8 +39,8 @@ import orjson
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from d1sim.contracts.validation import validate_notification
-from d1sim.simulator.receiver_store import ReceiverStore
+from d1sim.contracts.notification.validation import validate_notification
+from d1sim.simulator.receiver.store import ReceiverStore
 
 WEBHOOK_PATH = "/notifications/d1/v2/issuers/<issuer_id>/cards"
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"

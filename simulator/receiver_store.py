@@ -25,8 +25,8 @@ from typing import Any
 
 import orjson
 
-from d1sim.contracts.convergence import CardState, order_key
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.lifecycle.convergence import CardState, order_key
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS operations (

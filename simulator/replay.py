@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from d1sim.contracts.matching import compare_state
+from d1sim.contracts.scenario.expansion import CardExpectation, card_expectations, planned_deliveries
+from d1sim.contracts.scenario.loading import Scenario, load_bundled, load_scenario_file
+from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.settling import DEFAULT_SETTLE, settle
-from d1sim.contracts.expansion import CardExpectation, card_expectations, planned_deliveries
-from d1sim.contracts.scenario_source import ScenarioError
-from d1sim.contracts.scenarios import Scenario, load_bundled, load_scenario_file
-from d1sim.simulator.delivery import DeliverySummary, Progress, SenderConfig, deliver_run
+from d1sim.simulator.delivery.engine import DeliverySummary, Progress, SenderConfig, deliver_run
+from d1sim.simulator.delivery.outbox import Outbox, Run
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import Outbox, Run
-from d1sim.simulator.reports import CaseResult
+from d1sim.simulator.reports.results import CaseResult
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 PROBE_WORKERS = 8

@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from d1sim.simulator.delivery import DeliveryEvent
-from d1sim.simulator.replay import ScenarioRef, ScenarioResult
-from d1sim.simulator.reports import tally, write_json, write_junit
+from d1sim.simulator.delivery.engine import DeliveryEvent
+from d1sim.simulator.replay.run import ScenarioRef, ScenarioResult
+from d1sim.simulator.reports.results import tally, write_json, write_junit
 
 
 class ProgressBars:

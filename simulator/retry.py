@@ -7,7 +7,7 @@ is a permanent failure. Waiting is exponential backoff with full jitter, or ``Re
 Example::
 
     >>> import random
-    >>> from d1sim.simulator.retry import RetryPolicy, classify
+    >>> from d1sim.simulator.delivery.retry import RetryPolicy, classify
     >>> classify(503), classify(404), classify(None)
     (<Outcome.RETRY: 'retry'>, <Outcome.PERMANENT: 'permanent'>, <Outcome.RETRY: 'retry'>)
     >>> 0 <= RetryPolicy().delay(3, random.Random(1)) <= 4
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:
-    from d1sim.simulator.outbox import StoredDelivery
+    from d1sim.simulator.delivery.outbox import StoredDelivery
 
 
 class Outcome(StrEnum):

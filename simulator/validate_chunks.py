@@ -10,7 +10,7 @@ so the main process can run it too (for a chunk whose worker died).
 
 Example::
 
-    >>> from d1sim.simulator.validate_chunks import Chunk, check_chunk
+    >>> from d1sim.simulator.validate.chunks import Chunk, check_chunk
     >>> result = check_chunk(Chunk(0, "x", "tests/data/validate/forward-skip.jsonl", 0, None))
     >>> result.lines, result.notifications
     (2, 2)
@@ -31,10 +31,10 @@ from typing import Any
 
 import orjson
 
+from d1sim.contracts.lifecycle.sequence import Examined, SequenceChecker
+from d1sim.contracts.notification.validation import NotificationValidator, notification_validator
 from d1sim.contracts.problems import Problem
-from d1sim.contracts.sequence import Examined, SequenceChecker
-from d1sim.contracts.validation import NotificationValidator, notification_validator
-from d1sim.simulator.reader import NotJson, read_line_range, rejected_line
+from d1sim.simulator.validate.reader import NotJson, read_line_range, rejected_line
 
 # Where an operation is, for the lifecycle checker: span * LINE_SPAN + line. A chunk is a span
 # of its own, its lines counted from 0: workers need not know how many lines came before.

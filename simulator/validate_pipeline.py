@@ -6,11 +6,11 @@ ranges (:class:`Chunk`), worker processes (and this one, when it would otherwise
 the ranges (:func:`check_chunk`), and this process takes the results in input order.
 
 A worker that dies does not hang the run: this process stops the others and checks the
-remaining chunks itself (see :mod:`d1sim.simulator.validate_workers`).
+remaining chunks itself (see :mod:`d1sim.simulator.validate.workers`).
 
 Example::
 
-    >>> from d1sim.simulator.reader import expand_inputs
+    >>> from d1sim.simulator.validate.reader import expand_inputs
     >>> sources = expand_inputs(["tests/data/validate/forward-skip.jsonl"])
     >>> with ChunkPipeline(plan_chunks(sources), jobs=2) as pipeline:
     ...     [result.notifications for _, result in pipeline.results_of(0)]
@@ -25,9 +25,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
-from d1sim.simulator.reader import Source
-from d1sim.simulator.validate_chunks import Chunk, ChunkResult, check_chunk
-from d1sim.simulator.validate_workers import Worker, WorkerGone, start_workers
+from d1sim.simulator.validate.chunks import Chunk, ChunkResult, check_chunk
+from d1sim.simulator.validate.reader import Source
+from d1sim.simulator.validate.workers import Worker, WorkerGone, start_workers
 
 CHUNK_BYTES = 2 << 20  # about 5,000 lines: cheap to hand over, short enough to balance
 PARALLEL_BYTES = 16 << 20  # below this much JSON Lines, starting workers costs more than it saves

@@ -7,7 +7,7 @@ small inputs) or as the results of chunks checked by worker processes
 
 Example::
 
-    >>> from d1sim.simulator.reader import expand_inputs
+    >>> from d1sim.simulator.validate.reader import expand_inputs
     >>> sources = expand_inputs(["tests/data/validate/forward-skip.jsonl"])
     >>> run = Validation(sources)
     >>> run.check_source(0, sources[0]); run.finish(); run.summary()
@@ -22,12 +22,11 @@ from collections.abc import Callable, Hashable, Iterable
 from itertools import compress
 from typing import Any
 
+from d1sim.contracts.lifecycle.sequence import SequenceChecker
+from d1sim.contracts.notification.validation import notification_validator
 from d1sim.contracts.problems import Problem
-from d1sim.contracts.sequence import SequenceChecker
-from d1sim.contracts.validation import notification_validator
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, InputError
-from d1sim.simulator.reader import BOM, Entry, Locator, NotJson, Source, read_source
-from d1sim.simulator.validate_chunks import (
+from d1sim.simulator.validate.chunks import (
     LINE_SPAN,
     Chunk,
     ChunkResult,
@@ -36,6 +35,7 @@ from d1sim.simulator.validate_chunks import (
     paused_collector,
     problems_by_line,
 )
+from d1sim.simulator.validate.reader import BOM, Entry, Locator, NotJson, Source, read_source
 
 PREFIX = "d1sim validate: error: "
 SETTLE_EVERY = 1 << 16  # notifications between two freezes of the lifecycle state

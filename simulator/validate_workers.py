@@ -26,7 +26,7 @@ from collections import deque
 from multiprocessing.connection import Connection, wait
 from multiprocessing.context import BaseContext
 
-from d1sim.simulator.validate_chunks import Chunk, ChunkResult, check_chunk
+from d1sim.simulator.validate.chunks import Chunk, ChunkResult, check_chunk
 
 STOP_SECONDS = 5.0  # how long a stopping worker may take to finish its chunk before it is killed
 
@@ -115,7 +115,7 @@ def worker_context() -> tuple[BaseContext, int | None]:
         return multiprocessing.get_context("fork"), os.getpid()
     if "forkserver" in methods:
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["d1sim.simulator.validate_chunks"])
+        context.set_forkserver_preload(["d1sim.simulator.validate.chunks"])
         return context, None
     return multiprocessing.get_context("spawn"), None
 

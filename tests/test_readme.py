@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.render import render_mermaid
-from d1sim.contracts.scenarios import bundled_scenarios
+from d1sim.contracts.lifecycle.render import render_mermaid
+from d1sim.contracts.scenario.loading import bundled_scenarios
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
 

@@ -3,8 +3,8 @@
 Each check is a registered function with a hypothesis strategy for its input; it talks to the
 receiver only through a :class:`Transport` and a state :data:`Probe` given in a
 :class:`CheckContext`, and returns a :class:`CheckFailure` value when the property breaks. The
-hypothesis runner and the HTTP/WSGI transports live at the edge (``d1sim.simulator.checker``,
-``d1sim.simulator.transport``).
+hypothesis runner and the HTTP/WSGI transports live at the edge (``d1sim.simulator.check.runner``,
+``d1sim.simulator.check.transport``).
 
 Example::
 

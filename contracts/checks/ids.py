@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from d1sim.contracts.documents import load_document
+from d1sim.contracts.notification.documents import load_document
 
 # Ids are rewritten only where they match their schema pattern (an invalid id stays invalid).
 _PATTERNS = {

@@ -1,7 +1,7 @@
 """The values a check run is made of: what a transport answers, what a check needs, what it finds.
 
 A transport and a state probe are protocols so that the core never talks to the network itself:
-the edge (``d1sim.simulator.transport``) implements them over HTTP or in-process WSGI, and tests can
+the edge (``d1sim.simulator.check.transport``) implements them over HTTP or in-process WSGI, and tests can
 implement them with a dict.
 
 Example::
@@ -84,7 +84,7 @@ class CheckContext:
     """Everything a check may use: how to reach the receiver and what D1 is configured with.
 
     Args:
-        transport: sends the POSTs (``d1sim.simulator.transport.HttpTransport`` or ``WsgiTransport``).
+        transport: sends the POSTs (``d1sim.simulator.check.transport.HttpTransport`` or ``WsgiTransport``).
         probe: reads a card's held state; None makes the state checks report *skipped*.
         auth: gives the ``Authorization`` header value D1 would send; None when the receiver is
             configured without auth (then ``rejects_missing_auth`` is skipped).

@@ -1,7 +1,7 @@
 """Checks of what a receiver holds after at-least-once, unordered delivery (d1-produce.md 2, 6).
 
 Both send one card's lifecycle one operation per POST, as D1 does, and read the receiver's
-state through the probe. The expected state is :func:`d1sim.contracts.convergence.converge` of what
+state through the probe. The expected state is :func:`d1sim.contracts.lifecycle.convergence.converge` of what
 was sent: the rule the reference receiver and the simulator share.
 """
 

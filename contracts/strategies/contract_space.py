@@ -27,9 +27,9 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.factory import minimal_operation
 from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.payloads.factory import minimal_operation
 from d1sim.contracts.strategies.extensions import operations_with_unknown_status, with_unknown_fields
 from d1sim.contracts.strategies.payloads import notifications
 from d1sim.contracts.strategies.values import between, draw_card_id, operation_ids

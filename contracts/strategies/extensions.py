@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from d1sim.contracts.documents import load_document
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.vocabulary import UNKNOWN_STATUSES
 from d1sim.contracts.strategies.payloads import (
     MAX_REPORT_DELAY_MS,
     Operation,
@@ -25,7 +26,6 @@ from d1sim.contracts.strategies.payloads import (
     base_operation,
 )
 from d1sim.contracts.strategies.values import draw_later, draw_order, failing
-from d1sim.contracts.vocabulary import UNKNOWN_STATUSES
 
 # Each kind of object in a notification, with the schema that lists its known fields.
 CONTAINER_SCHEMAS: dict[str, str] = {

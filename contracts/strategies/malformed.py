@@ -16,8 +16,8 @@ from urllib.parse import urlencode
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from d1sim.contracts.documents import load_document
 from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.notification.documents import load_document
 from d1sim.contracts.problems import join_pointer
 from d1sim.contracts.strategies.payloads import Notification, notifications
 

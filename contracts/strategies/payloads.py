@@ -13,9 +13,14 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.factory import format_time, minimal_operation, notification
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.vocabulary import (
+    CHECKPOINT_PLACES,
+    EXCEPTION_FIELDS,
+    SHIPMENT_PROGRESS,
+)
+from d1sim.contracts.payloads.factory import format_time, minimal_operation, notification
 from d1sim.contracts.strategies.values import (
     MS_PER_DAY,
     Order,
@@ -26,11 +31,6 @@ from d1sim.contracts.strategies.values import (
     error_codes,
     failing,
     operation_ids,
-)
-from d1sim.contracts.vocabulary import (
-    CHECKPOINT_PLACES,
-    EXCEPTION_FIELDS,
-    SHIPMENT_PROGRESS,
 )
 
 Operation = dict[str, Any]

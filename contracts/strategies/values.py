@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 from hypothesis.strategies import DrawFn, SearchStrategy
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.factory import DEFAULT_START
-from d1sim.contracts.vocabulary import CARRIERS, PRODUCTION_SITES, Carrier
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.vocabulary import CARRIERS, PRODUCTION_SITES, Carrier
+from d1sim.contracts.payloads.factory import DEFAULT_START
 
 # Times are integer offsets from one fixed instant: they shrink to the instant itself.
 EPOCH: datetime = DEFAULT_START

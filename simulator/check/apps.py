@@ -22,8 +22,8 @@ from typing import Any
 
 import httpx
 
+from d1sim.simulator.check.transport import WSGI_BASE, wsgi_client
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.transport import WSGI_BASE, wsgi_client
 
 ANSWER_WAIT = 120.0  # seconds an in-process ASGI answer may take before the call gives up
 

@@ -12,9 +12,9 @@ Example::
 from __future__ import annotations
 
 from d1sim.contracts.checks import CheckContext, NoReply, ProbeError, Trial
-from d1sim.contracts.factory import PayloadFactory
+from d1sim.contracts.payloads.factory import PayloadFactory
+from d1sim.simulator.check.transport import HttpTransport
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.transport import HttpTransport
 
 REFUSED = (401, 403)
 

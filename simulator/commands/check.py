@@ -1,7 +1,7 @@
 """``d1sim check --target URL``: check a receiver against the contract, one verdict per check.
 
 Auth options say how D1 is configured for this receiver: the checker obtains its token the way
-D1 does (``d1sim.simulator.auth``) and sends it with every notification, and ``rejects_missing_auth``
+D1 does (``d1sim.simulator.delivery.auth``) and sends it with every notification, and ``rejects_missing_auth``
 checks that notifications without it are refused.
 
 Exit codes: 0 no selected check failed, 1 at least one failed, 2 usage error (unknown check,
@@ -22,15 +22,15 @@ from d1sim.contracts.checks import (
     registered,
     select_checks,
 )
-from d1sim.simulator.auth import Auth
-from d1sim.simulator.check_report import format_failure, format_line, format_summary, report_document
-from d1sim.simulator.checker import DEFAULT_MAX_EXAMPLES, as_cases, http_context, run_checks
-from d1sim.simulator.commands.options import BEARER_ENV, SECRET_ENV, add_auth_options, build_auth
-from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
-from d1sim.simulator.reports import write_json, write_junit
 from d1sim.contracts.settling import DEFAULT_SETTLE
 from d1sim.simulator.check.preflight import preflight
-from d1sim.simulator.transport import webhook_url
+from d1sim.simulator.check.runner import DEFAULT_MAX_EXAMPLES, as_cases, http_context, run_checks
+from d1sim.simulator.check.transport import webhook_url
+from d1sim.simulator.cli.options import BEARER_ENV, SECRET_ENV, add_auth_options, build_auth
+from d1sim.simulator.delivery.auth import Auth
+from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
+from d1sim.simulator.reports.check import format_failure, format_line, format_summary, report_document
+from d1sim.simulator.reports.results import write_json, write_junit
 
 MAX_SETTLE = 600.0
 

@@ -24,22 +24,22 @@ from rich.console import Console
 from rich.table import Table
 
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.render import render_table
-from d1sim.contracts.scenarios import bundled_scenarios
-from d1sim.contracts.validation import notification_validator
-from d1sim.simulator.auth import OAuth2ClientCredentials
-from d1sim.simulator.checker import as_cases, http_context, run_checks
-from d1sim.simulator.commands.options import positive
-from d1sim.simulator.delivery import SenderConfig
-from d1sim.simulator.demo_d1 import order_cards
+from d1sim.contracts.lifecycle.render import render_table
+from d1sim.contracts.notification.validation import notification_validator
+from d1sim.contracts.scenario.loading import bundled_scenarios
+from d1sim.simulator.check.runner import as_cases, http_context, run_checks
+from d1sim.simulator.check.transport import HttpProbe
+from d1sim.simulator.cli.options import positive
+from d1sim.simulator.d1.demo import order_cards
+from d1sim.simulator.delivery.auth import OAuth2ClientCredentials
+from d1sim.simulator.delivery.engine import SenderConfig
+from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
-from d1sim.simulator.outbox import Outbox
 from d1sim.simulator.receiver import ReceiverConfig, running_receiver
-from d1sim.simulator.replay import Replayer, ScenarioRef, ScenarioResult, resolve_scenarios
-from d1sim.simulator.replay_output import make_console, print_results
-from d1sim.simulator.reports import CaseResult, tally, write_json, write_junit
-from d1sim.simulator.retry import RetryPolicy
-from d1sim.simulator.transport import HttpProbe
+from d1sim.simulator.replay.output import make_console, print_results
+from d1sim.simulator.replay.run import Replayer, ScenarioRef, ScenarioResult, resolve_scenarios
+from d1sim.simulator.reports.results import CaseResult, tally, write_json, write_junit
 
 CLIENT_ID, CLIENT_SECRET = "d1sim-demo", "demo-secret-not-for-production"
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"

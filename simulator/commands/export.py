@@ -1,7 +1,7 @@
 """``d1sim export``: print the OpenAPI or AsyncAPI document of D1's notifications and the mock D1.
 
 Both documents are generated from the schemas shipped in ``schemas/`` (see
-:mod:`d1sim.contracts.contract_docs`), so they never drift from what d1sim checks.
+:mod:`d1sim.contracts.openapi.documents`), so they never drift from what d1sim checks.
 
 Example::
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from d1sim.contracts.contract_docs import build_asyncapi, build_openapi
+from d1sim.contracts.openapi.documents import build_asyncapi, build_openapi
 from d1sim.simulator.errors import EXIT_OK, UsageError
 
 DOCUMENTS: dict[str, Callable[[], dict[str, Any]]] = {"openapi": build_openapi, "asyncapi": build_asyncapi}

@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.render import render_json, render_mermaid, render_table
+from d1sim.contracts.lifecycle.render import render_json, render_mermaid, render_table
 from d1sim.simulator.errors import EXIT_OK
 
 RENDERERS = {"table": render_table, "mermaid": render_mermaid, "json": render_json}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from d1sim.simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
+from d1sim.simulator.delivery.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
 from d1sim.simulator.errors import UsageError
 
 # Secrets may come from the environment: they stay out of shell history and process lists.

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from d1sim.simulator.errors import EXIT_OK, UsageError
-from d1sim.simulator.receiver import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
+from d1sim.simulator.receiver.app import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
 from d1sim.simulator.servers import serve
 
 # Secrets may come from the environment so they stay out of the shell history and `ps`.

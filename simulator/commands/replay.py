@@ -12,9 +12,10 @@ import argparse
 import os
 from typing import Any
 
+from d1sim.contracts.scenario.loading import bundled_scenarios
 from d1sim.contracts.settling import DEFAULT_SETTLE
-from d1sim.contracts.scenarios import bundled_scenarios
-from d1sim.simulator.commands.options import (
+from d1sim.simulator.check.transport import HttpProbe
+from d1sim.simulator.cli.options import (
     SIGN_ENV,
     add_auth_options,
     add_tls_options,
@@ -22,13 +23,12 @@ from d1sim.simulator.commands.options import (
     check_files,
     positive,
 )
-from d1sim.simulator.delivery import SenderConfig
+from d1sim.simulator.delivery.engine import SenderConfig
+from d1sim.simulator.delivery.outbox import DEFAULT_PATH, Outbox
+from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
-from d1sim.simulator.outbox import DEFAULT_PATH, Outbox
-from d1sim.simulator.replay import Replayer, resolve_scenarios
-from d1sim.simulator.replay_output import ProgressBars, print_results, write_reports
-from d1sim.simulator.retry import RetryPolicy
-from d1sim.simulator.transport import HttpProbe
+from d1sim.simulator.replay.output import ProgressBars, print_results, write_reports
+from d1sim.simulator.replay.run import Replayer, resolve_scenarios
 
 EPILOG = """\
 SCENARIO is a bundled name (see --list), a .yaml file, or a folder of them.

@@ -10,10 +10,10 @@ import json
 import os
 from typing import Any
 
-from d1sim.simulator.commands.options import add_auth_options, add_tls_options, build_auth, check_files
-from d1sim.simulator.delivery import SenderConfig, resend
+from d1sim.simulator.cli.options import add_auth_options, add_tls_options, build_auth, check_files
+from d1sim.simulator.delivery.engine import SenderConfig, resend
+from d1sim.simulator.delivery.outbox import DEFAULT_PATH, STATES, Outbox, StoredDelivery
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
-from d1sim.simulator.outbox import DEFAULT_PATH, STATES, Outbox, StoredDelivery
 
 
 def add_parser(subparsers: Any) -> None:

@@ -13,11 +13,11 @@ import logging
 import sys
 from typing import Any
 
-from d1sim.simulator.commands.options import positive
+from d1sim.simulator.cli.options import positive
 from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, create_app
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, ServerSettings, admin_token_for, load_config_file
+from d1sim.simulator.delivery.outbox import DEFAULT_PATH
 from d1sim.simulator.errors import EXIT_OK, UsageError
-from d1sim.simulator.outbox import DEFAULT_PATH
 from d1sim.simulator.servers import serve
 
 EPILOG = f"""\

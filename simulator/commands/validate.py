@@ -29,10 +29,10 @@ from typing import Any
 import orjson
 
 from d1sim.contracts.problems import Problem
-from d1sim.simulator import validate_run
-from d1sim.simulator.reader import expand_inputs
-from d1sim.simulator.validate_pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
-from d1sim.simulator.validate_run import Validation
+from d1sim.simulator.validate import run as validate_run
+from d1sim.simulator.validate.pipeline import PARALLEL_BYTES, ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.simulator.validate.reader import expand_inputs
+from d1sim.simulator.validate.run import Validation
 
 EPILOG = """\
 output:

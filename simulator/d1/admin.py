@@ -18,9 +18,9 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from d1sim.contracts.durations import DurationError, parse_duration
-from d1sim.contracts.scenario_source import ScenarioError
-from d1sim.contracts.scenarios import Scenario, load_scenario_text
+from d1sim.contracts.scenario.durations import DurationError, parse_duration
+from d1sim.contracts.scenario.loading import Scenario, load_scenario_text
+from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.simulator.d1.app import ADMIN, BANKING, D1Server, json_response, problem
 from d1sim.simulator.d1.config import IssuerSettings, bundled, bundled_names
 from d1sim.simulator.d1.orders import plan_run

@@ -13,12 +13,12 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from d1sim.contracts.durations import DurationError, parse_duration
+from d1sim.contracts.scenario.durations import DurationError, parse_duration
 from d1sim.simulator.d1.admin import AdminError, body_json, issuer_or_404
 from d1sim.simulator.d1.app import ADMIN, D1Server, json_response
 from d1sim.simulator.d1.cancel import operations_in
 from d1sim.simulator.d1.orders import held_operation
-from d1sim.simulator.outbox import STATES, Attempt, StoredDelivery
+from d1sim.simulator.delivery.outbox import STATES, Attempt, StoredDelivery
 
 MAX_PAGE = 1000
 

@@ -166,7 +166,7 @@ def _unexpected(exc: Exception) -> Response:
 
 def _openapi() -> Response:
     """``GET /openapi.json``: the OpenAPI document of everything this server answers."""
-    from d1sim.contracts.contract_docs import build_openapi
+    from d1sim.contracts.openapi.documents import build_openapi
 
     return json_response(build_openapi(server_paths=True))
 

@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.orders import CANCELED, cancel_operation, held_operation, start_time
 from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import OrderRecord, Store
-from d1sim.simulator.outbox import StoredDelivery
+from d1sim.simulator.delivery.outbox import StoredDelivery
 
 
 class CancelRefused(Exception):

@@ -27,13 +27,13 @@ import jsonschema
 import yaml
 from jsonschema.exceptions import best_match
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.inbound import field_name
-from d1sim.contracts.scenarios import Scenario, bundled_scenarios, load_bundled
-from d1sim.simulator.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
-from d1sim.simulator.delivery import SenderConfig
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.payloads.inbound import field_name
+from d1sim.contracts.scenario.loading import Scenario, bundled_scenarios, load_bundled
+from d1sim.simulator.delivery.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
+from d1sim.simulator.delivery.engine import SenderConfig
+from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.retry import RetryPolicy
 
 ADMIN_TOKEN_ENV = "D1SIM_ADMIN_TOKEN"
 ISSUER_SCHEMA = "sim-issuer.schema.json"

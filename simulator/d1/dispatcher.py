@@ -2,7 +2,7 @@
 fall due on their issuer's virtual clock, with the issuer's auth, D1's retry rules and bulk POSTs.
 
 One thread schedules and is the only one that records answers (grouped into one commit); a pool
-of workers only does HTTP through :class:`d1sim.simulator.delivery.Poster`. Ready heads of one issuer
+of workers only does HTTP through :class:`d1sim.simulator.delivery.engine.Poster`. Ready heads of one issuer
 are packed into POSTs of at most ``maxOperations`` operations, so a busy issuer gets bulk
 notifications of several cards, as D1 sends them. Everything owed is in the outbox, so a
 restart (:meth:`Dispatcher.start`) resumes each lane at its first owed delivery; what was in
@@ -29,9 +29,9 @@ from d1sim.simulator.d1.issuers import Issuers
 from d1sim.simulator.d1.lanes import Lane, Timetable, merged_body, pack
 from d1sim.simulator.d1.server_outbox import ServerOutbox
 from d1sim.simulator.d1.store import Store
-from d1sim.simulator.delivery import Poster, build_client
-from d1sim.simulator.outbox import Attempt, AttemptRow, StoredDelivery
-from d1sim.simulator.retry import Outcome, classify, parse_retry_after
+from d1sim.simulator.delivery.engine import Poster, build_client
+from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, StoredDelivery
+from d1sim.simulator.delivery.retry import Outcome, classify, parse_retry_after
 
 IDLE = 1.0  # longest sleep: clocks are saved and settings changes noticed at least this often
 PER_WORKER = 2  # POSTs handed out per worker, so none idles while answers are recorded

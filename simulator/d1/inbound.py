@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from flask import Flask, Response, request
 
-from d1sim.contracts.inbound import (
+from d1sim.contracts.payloads.inbound import (
     FORMAT,
     PARSING,
     VALUE,

@@ -27,8 +27,8 @@ from typing import Any
 
 import orjson
 
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator.outbox import StoredDelivery
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.outbox import StoredDelivery
 
 
 @dataclass(eq=False)

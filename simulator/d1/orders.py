@@ -16,16 +16,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from d1sim.contracts.convergence import order_key
-from d1sim.contracts.expansion import planned_deliveries
-from d1sim.contracts.factory import format_time
-from d1sim.contracts.inbound import VALUE, InboundError, scenario_from_request_id
 from d1sim.contracts.lifecycle import Lifecycle, load_lifecycle
-from d1sim.contracts.scenarios import Batching, Cards, Scenario, Step
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.lifecycle.convergence import order_key
+from d1sim.contracts.payloads.factory import format_time
+from d1sim.contracts.payloads.inbound import VALUE, InboundError, scenario_from_request_id
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import Batching, Cards, Scenario, Step
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.d1.config import bundled, bundled_names
 from d1sim.simulator.d1.store import OrderRecord
-from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.delivery.outbox import Outbox
 
 SCENARIO_HEADER = "X-D1Sim-Scenario"
 CANCELED = "CARD_PROD_CANCELED"

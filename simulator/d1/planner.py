@@ -19,10 +19,10 @@ from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.d1.orders import expand_order, store_run
 from d1sim.simulator.d1.store import OrderRecord, Store
-from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.delivery.outbox import Outbox
 
 PLAN_CHUNK = 200  # orders planned per outbox transaction when many are waiting
 log = logging.getLogger("d1sim.serve")

@@ -1,14 +1,14 @@
 """The outbox with the few extra queries the mock D1 needs (cancel, recover, status polling).
 
 They sit in a subclass so that they share the outbox's connection and lock (one writer, no
-cross-connection locking); each is a candidate to move into :class:`d1sim.simulator.outbox.Outbox`.
+cross-connection locking); each is a candidate to move into :class:`d1sim.simulator.delivery.outbox.Outbox`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from d1sim.simulator.outbox import _DELIVERY_COLUMNS, Outbox, StoredDelivery
+from d1sim.simulator.delivery.outbox import _DELIVERY_COLUMNS, Outbox, StoredDelivery
 
 # Ever handed to the sender: settled, tried (the budget resets on requeue, the last answer not).
 _SENT = "(state != 'pending' OR attempts > 0 OR last_status IS NOT NULL OR last_error IS NOT NULL)"

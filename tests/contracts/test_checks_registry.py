@@ -28,9 +28,9 @@ from d1sim.contracts.checks import (
     registered,
     select_checks,
 )
-from d1sim.contracts.convergence import Convergence
+from d1sim.contracts.lifecycle.convergence import Convergence
+from d1sim.contracts.notification.validation import validate_notification
 from d1sim.contracts.strategies import lifecycles, notifications
-from d1sim.contracts.validation import validate_notification
 
 # The ids of d1-produce.md section 7, in its order.
 CONTRACT_IDS = [

@@ -12,7 +12,7 @@ from openapi_spec_validator import validate as validate_openapi
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT7, DRAFT202012
 
-from d1sim.contracts.contract_docs import build_asyncapi, build_openapi, component_name, rewrite_ref
+from d1sim.contracts.openapi.documents import build_asyncapi, build_openapi, component_name, rewrite_ref
 from tests.conftest import DATA, load_data
 
 BUILDERS: dict[str, Callable[[], dict[str, Any]]] = {

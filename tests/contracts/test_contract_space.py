@@ -5,8 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from d1sim.contracts.convergence import converge
+from d1sim.contracts.lifecycle.convergence import converge
 from d1sim.contracts.matching import parse_instant
+from d1sim.contracts.notification.validation import validate_notification
 from d1sim.contracts.strategies.contract_space import (
     FEATURES,
     TIMESTAMP_FORMS,
@@ -17,7 +18,6 @@ from d1sim.contracts.strategies.contract_space import (
     reorders,
 )
 from d1sim.contracts.strategies.payloads import notifications
-from d1sim.contracts.validation import validate_notification
 
 
 @settings(max_examples=60)

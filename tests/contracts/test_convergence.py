@@ -7,10 +7,10 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from d1sim.contracts.convergence import CardState, converge
-from d1sim.contracts.matching import compare_state
-from d1sim.contracts.factory import PayloadFactory
 from d1sim.contracts.lifecycle import load_lifecycle
+from d1sim.contracts.lifecycle.convergence import CardState, converge
+from d1sim.contracts.matching import compare_state
+from d1sim.contracts.payloads.factory import PayloadFactory
 
 PATHS = sorted(load_lifecycle().paths())
 

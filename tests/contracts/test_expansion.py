@@ -20,13 +20,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from d1sim.contracts.convergence import converge
-from d1sim.contracts.expansion import CardExpectation, expand_scenario, summarize
-from d1sim.contracts.factory import format_time
-from d1sim.contracts.faults import FAULTS, Fault
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.scenario_checks import scenario_problems
-from d1sim.contracts.scenarios import (
+from d1sim.contracts.lifecycle.convergence import converge
+from d1sim.contracts.lifecycle.sequence import SequenceChecker
+from d1sim.contracts.notification.validation import notification_validator
+from d1sim.contracts.payloads.factory import format_time
+from d1sim.contracts.scenario.checks import scenario_problems
+from d1sim.contracts.scenario.expansion import CardExpectation, expand_scenario, summarize
+from d1sim.contracts.scenario.faults import FAULTS, Fault
+from d1sim.contracts.scenario.loading import (
     Batching,
     Cards,
     Scenario,
@@ -36,9 +38,7 @@ from d1sim.contracts.scenarios import (
     load_scenario_file,
     load_scenario_text,
 )
-from d1sim.contracts.sequence import SequenceChecker
-from d1sim.contracts.timeline import Delivery
-from d1sim.contracts.validation import notification_validator
+from d1sim.contracts.scenario.timeline import Delivery
 
 MODEL = load_lifecycle()
 EVERYTHING = Path(__file__).parents[1] / "data" / "scenarios" / "everything.yaml"

@@ -8,11 +8,11 @@ from datetime import date, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from d1sim.contracts.factory import PayloadFactory, minimal_operation, notification
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.sequence import check_sequence
-from d1sim.contracts.validation import validate_notification
-from d1sim.contracts.vocabulary import CARRIERS
+from d1sim.contracts.lifecycle.sequence import check_sequence
+from d1sim.contracts.notification.validation import validate_notification
+from d1sim.contracts.notification.vocabulary import CARRIERS
+from d1sim.contracts.payloads.factory import PayloadFactory, minimal_operation, notification
 
 MODEL = load_lifecycle()
 PATHS = sorted(MODEL.paths())

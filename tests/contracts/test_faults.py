@@ -13,15 +13,15 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from d1sim.contracts.convergence import order_key
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.expansion import CardExpectation, expand_scenario, fault_labels
-from d1sim.contracts.faults import FAULTS, Fault
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.scenarios import Scenario, load_scenario_text
-from d1sim.contracts.timeline import Delivery
-from d1sim.contracts.validation import validate_notification
-from d1sim.contracts.vocabulary import UNKNOWN_STATUSES
+from d1sim.contracts.lifecycle.convergence import order_key
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.validation import validate_notification
+from d1sim.contracts.notification.vocabulary import UNKNOWN_STATUSES
+from d1sim.contracts.scenario.expansion import CardExpectation, expand_scenario, fault_labels
+from d1sim.contracts.scenario.faults import FAULTS, Fault
+from d1sim.contracts.scenario.loading import Scenario, load_scenario_text
+from d1sim.contracts.scenario.timeline import Delivery
 
 MODEL = load_lifecycle()
 BASE: dict[str, Any] = {

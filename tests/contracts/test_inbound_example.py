@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from d1sim.contracts.inbound import check_batch, check_order, sample_order
+from d1sim.contracts.payloads.inbound import check_batch, check_order, sample_order
 
 
 def test_the_schema_example_is_a_valid_order_and_batch_item() -> None:

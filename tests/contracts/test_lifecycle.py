@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.lifecycle import LifecycleModelError, lifecycle_from_document, load_lifecycle
+from d1sim.contracts.lifecycle.model import LifecycleModelError, lifecycle_from_document, load_lifecycle
+from d1sim.contracts.notification.documents import load_document
 
 
 def test_model_matches_the_reference_table() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from d1sim.contracts.convergence import CardState
-from d1sim.contracts.expansion import card_expectations, order_ids
-from d1sim.contracts.factory import PayloadFactory
+from d1sim.contracts.lifecycle.convergence import CardState
 from d1sim.contracts.matching import acceptable_states, compare_state, same_value
-from d1sim.contracts.scenarios import load_bundled
+from d1sim.contracts.payloads.factory import PayloadFactory
+from d1sim.contracts.scenario.expansion import card_expectations, order_ids
+from d1sim.contracts.scenario.loading import load_bundled
 
 INSTANT = "2025-01-17T06:28:02.492Z"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from d1sim.contracts.lifecycle import Lifecycle, lifecycle_from_document, load_lifecycle
-from d1sim.contracts.render import render_json, render_mermaid, render_table
+from d1sim.contracts.lifecycle.model import Lifecycle, lifecycle_from_document, load_lifecycle
+from d1sim.contracts.lifecycle.render import render_json, render_mermaid, render_table
 
 
 @pytest.fixture

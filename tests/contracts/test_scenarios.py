@@ -12,8 +12,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from d1sim.contracts.documents import load_document
-from d1sim.contracts.durations import (
+from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.scenario.checks import scenario_problems
+from d1sim.contracts.scenario.durations import (
     EXAMPLES,
     ISO_PATTERN,
     SHORT_PATTERN,
@@ -21,9 +22,8 @@ from d1sim.contracts.durations import (
     format_duration,
     parse_duration,
 )
-from d1sim.contracts.faults import FAULTS
-from d1sim.contracts.scenario_checks import scenario_problems
-from d1sim.contracts.scenarios import (
+from d1sim.contracts.scenario.faults import FAULTS
+from d1sim.contracts.scenario.loading import (
     Scenario,
     ScenarioError,
     Step,

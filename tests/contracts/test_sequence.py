@@ -8,9 +8,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from d1sim.contracts.factory import PayloadFactory
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.sequence import SequenceChecker, check_operation, check_sequence
+from d1sim.contracts.lifecycle.sequence import SequenceChecker, check_operation, check_sequence
+from d1sim.contracts.payloads.factory import PayloadFactory
 
 MODEL = load_lifecycle()
 PATHS = sorted(MODEL.paths())

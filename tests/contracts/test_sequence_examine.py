@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from d1sim.contracts.sequence import SequenceChecker
+from d1sim.contracts.lifecycle.sequence import SequenceChecker
 from d1sim.contracts.strategies import notifications
 
 CHECKER = SequenceChecker()

@@ -13,10 +13,12 @@ from hypothesis import find, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from d1sim.contracts.convergence import converge
-from d1sim.contracts.factory import format_time, notification
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.sequence import check_sequence
+from d1sim.contracts.lifecycle.convergence import converge
+from d1sim.contracts.lifecycle.sequence import check_sequence
+from d1sim.contracts.notification.validation import validate_notification
+from d1sim.contracts.notification.vocabulary import CARRIERS, CHECKPOINT_PLACES, PRODUCTION_SITES
+from d1sim.contracts.payloads.factory import format_time, notification
 from d1sim.contracts.strategies import (
     EPOCH,
     arrival_orders,
@@ -32,8 +34,6 @@ from d1sim.contracts.strategies import (
     with_unknown_fields,
 )
 from d1sim.contracts.strategies.malformed import InvalidNotification
-from d1sim.contracts.validation import validate_notification
-from d1sim.contracts.vocabulary import CARRIERS, CHECKPOINT_PLACES, PRODUCTION_SITES
 
 MODEL = load_lifecycle()
 CARRIER_CODES = {c.code for c in CARRIERS}

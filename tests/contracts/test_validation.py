@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from d1sim.contracts.validation import NotificationValidator, validate_notification
+from d1sim.contracts.notification.validation import NotificationValidator, validate_notification
 
 DATA = Path(__file__).parents[1] / "data"
 INVALID = json.loads((DATA / "invalid" / "expected-pointers.json").read_text())

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 INTEGRATOR_TESTS = '''
 import schemas, simulator, contracts
-from d1sim.contracts.convergence import converge
+from d1sim.contracts.lifecycle.convergence import converge
 import d1sim
 
 
@@ -82,7 +82,7 @@ def test_the_wheel_holds_one_top_level_name(wheel: Path) -> None:
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "d1sim = d1sim.simulator.cli:main" in text
-    assert "d1sim = d1sim.simulator.pytest_plugin" in text
+    assert "d1sim = d1sim.simulator.check.plugin" in text
 
 
 @pytest.mark.slow

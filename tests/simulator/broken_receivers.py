@@ -18,11 +18,11 @@ from typing import Any
 import orjson
 from werkzeug.wrappers import Response
 
-from d1sim.contracts.convergence import order_key
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.contracts.validation import validate_notification
+from d1sim.contracts.lifecycle.convergence import order_key
+from d1sim.contracts.notification.validation import validate_notification
 from d1sim.simulator.receiver import ReceiverConfig, create_app
-from d1sim.simulator.receiver_store import ReceiverStore
+from d1sim.simulator.receiver.store import ReceiverStore
 
 TOKEN = "s3cret-token"
 MODEL = load_lifecycle()

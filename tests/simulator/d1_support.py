@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from d1sim.contracts.inbound import sample_order
+from d1sim.contracts.payloads.inbound import sample_order
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
 from d1sim.simulator.receiver import ReceiverConfig
@@ -149,7 +149,7 @@ def mock_d1(
 
 def serve_command() -> list[str]:
     """``d1sim serve`` as a subprocess argv."""
-    return [sys.executable, "-m", "d1sim.simulator.cli", "serve"]
+    return [sys.executable, "-m", "d1sim", "serve"]
 
 
 class ServeProcess:

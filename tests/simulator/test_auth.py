@@ -21,12 +21,12 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator.auth import AuthError, NoAuth, OAuth2ClientCredentials, Signer, StaticBearer
-from d1sim.simulator.delivery import SenderConfig, build_client, deliver_run
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.auth import AuthError, NoAuth, OAuth2ClientCredentials, Signer, StaticBearer
+from d1sim.simulator.delivery.engine import SenderConfig, build_client, deliver_run
+from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import Outbox
-from d1sim.simulator.retry import RetryPolicy
 
 BASE = "http://issuer.test"
 TOKEN_URL = f"{BASE}/authz/d1/v1/oauth2/token"

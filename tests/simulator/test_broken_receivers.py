@@ -13,8 +13,8 @@ import pytest
 from broken_receivers import BROKEN, TOKEN, Broken, broken, reference
 
 from d1sim.contracts.checks import CheckOutcome, check_ids
-from d1sim.simulator.auth import StaticBearer
-from d1sim.simulator.checker import http_context, run_checks, wsgi_context
+from d1sim.simulator.check.runner import http_context, run_checks, wsgi_context
+from d1sim.simulator.delivery.auth import StaticBearer
 from d1sim.simulator.receiver import ReceiverConfig, create_app
 from d1sim.simulator.servers import running_server
 
@@ -71,8 +71,8 @@ def test_the_reference_receiver_passes_every_check_with_auth_and_probe() -> None
 
 
 def test_the_reference_receiver_with_oauth_passes_in_process() -> None:
-    from d1sim.simulator.auth import OAuth2ClientCredentials
-    from d1sim.simulator.transport import WSGI_BASE
+    from d1sim.simulator.check.transport import WSGI_BASE
+    from d1sim.simulator.delivery.auth import OAuth2ClientCredentials
 
     app = create_app(ReceiverConfig(client_id="d1", client_secret="s3cret"))
     auth = OAuth2ClientCredentials(f"{WSGI_BASE}/authz/d1/v1/oauth2/token", "d1", "s3cret")
@@ -154,7 +154,7 @@ def test_a_slow_receiver_times_out_over_http_and_other_checks_stop_at_once(
 
 
 def test_a_receiver_failing_at_random_is_reported_as_flaky() -> None:
-    from d1sim.simulator.check_report import format_failure
+    from d1sim.simulator.reports.check import format_failure
 
     app = create_app(ReceiverConfig(fault_rate=0.3, seed=0))
     with wsgi_context(app) as context:
@@ -165,9 +165,9 @@ def test_a_receiver_failing_at_random_is_reported_as_flaky() -> None:
 
 
 def test_shrinking_stops_at_its_budget_with_a_note(monkeypatch: pytest.MonkeyPatch) -> None:
-    import d1sim.simulator.checker
+    import d1sim.simulator.check.runner
 
-    monkeypatch.setattr(d1sim.simulator.checker, "SHRINK_CALLS", 2)
+    monkeypatch.setattr(d1sim.simulator.check.runner, "SHRINK_CALLS", 2)
     (outcome,) = check_in_process(broken("fails on batches"), ["accepts_batches"])
     assert outcome.outcome == "failed" and outcome.failure is not None
     assert outcome.notes == (

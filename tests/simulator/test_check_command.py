@@ -13,7 +13,7 @@ import pytest
 from broken_receivers import TOKEN, broken
 
 from d1sim.contracts.checks import check_ids
-from d1sim.simulator import cli
+from d1sim.simulator.cli import dispatch as cli
 from d1sim.simulator.receiver import ReceiverConfig, create_app
 from d1sim.simulator.servers import running_server
 
@@ -24,9 +24,9 @@ Run = Callable[..., tuple[int, str, str]]
 @pytest.fixture
 def d1sim(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
     """``d1sim(*argv)`` -> (exit code, stdout, stderr), with ``check`` wired into the CLI."""
-    if "d1sim.simulator.commands.check" not in cli.COMMAND_MODULES:
+    if "d1sim.simulator.cli.check" not in cli.COMMAND_MODULES:
         monkeypatch.setattr(
-            cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "d1sim.simulator.commands.check")
+            cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "d1sim.simulator.cli.check")
         )
 
     def run(*argv: str) -> tuple[int, str, str]:

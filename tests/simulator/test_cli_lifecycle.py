@@ -8,7 +8,7 @@ import re
 import pytest
 
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.simulator import cli
+from d1sim.simulator.cli import dispatch as cli
 
 
 def lifecycle_output(capsys: pytest.CaptureFixture[str], *argv: str) -> str:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from d1sim.simulator import cli, validate_pipeline
-from d1sim.simulator.commands import validate
+from d1sim.simulator.cli import dispatch as cli
+from d1sim.simulator.cli import validate
+from d1sim.simulator.validate import pipeline as validate_pipeline
 
 LINE = re.compile(
     r"^(?P<path>[^:]+):(?P<line>\d+):(?P<pointer>(/[^:]*)?): (?P<severity>error|warning): .+$"
@@ -224,7 +225,7 @@ def test_settling_the_garbage_collector_changes_nothing(capsys, monkeypatch, dat
 @pytest.mark.slow
 def test_console_script_end_to_end(data_dir: Path) -> None:
     script = Path(sys.executable).with_name("d1sim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim.simulator.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim"]
     body = (data_dir / "validate" / "cross-file" / "1-shipped.json").read_bytes()
     other = data_dir / "validate" / "cross-file" / "2-exception.json"
     done = subprocess.run(

@@ -10,9 +10,9 @@ import pytest
 from correct_receivers import CLIENT_ID, CLIENT_SECRET, CORRECT, TOKEN, Correct
 
 from d1sim.contracts.checks import check_ids
-from d1sim.simulator.auth import OAuth2ClientCredentials, StaticBearer
-from d1sim.simulator.checker import app_context, run_checks
-from d1sim.simulator.transport import WSGI_BASE
+from d1sim.simulator.check.runner import app_context, run_checks
+from d1sim.simulator.check.transport import WSGI_BASE
+from d1sim.simulator.delivery.auth import OAuth2ClientCredentials, StaticBearer
 
 SEEDS = (0, 1, 2)
 EXAMPLES = 8

@@ -9,18 +9,18 @@ from pathlib import Path
 import orjson
 import pytest
 
-from d1sim.contracts.expansion import expand_scenario, planned_deliveries
-from d1sim.contracts.inbound import check_order, scenario_from_request_id
-from d1sim.contracts.sequence import check_sequence
-from d1sim.contracts.timeline import Delivery
-from d1sim.contracts.validation import validate_notification
+from d1sim.contracts.lifecycle.sequence import check_sequence
+from d1sim.contracts.notification.validation import validate_notification
+from d1sim.contracts.payloads.inbound import check_order, scenario_from_request_id
+from d1sim.contracts.scenario.expansion import expand_scenario, planned_deliveries
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.d1.config import IssuerSettings, SettingsError, bundled, load_config_file
 from d1sim.simulator.d1.issuers import VirtualClock
 from d1sim.simulator.d1.lanes import Lane, Timetable, merged_body, pack
 from d1sim.simulator.d1.orders import cancel_operation, held_operation, order_scenario
 from d1sim.simulator.d1.store import OrderRecord
+from d1sim.simulator.delivery.outbox import StoredDelivery
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import StoredDelivery
 
 START = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

@@ -21,9 +21,9 @@ import orjson
 import pytest
 from standardwebhooks import Webhook
 
-from d1sim.contracts.timeline import Delivery
-from d1sim.simulator.auth import StaticBearer
-from d1sim.simulator.delivery import (
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.auth import StaticBearer
+from d1sim.simulator.delivery.engine import (
     DeliveryEvent,
     DeliverySummary,
     Progress,
@@ -32,9 +32,9 @@ from d1sim.simulator.delivery import (
     deliver_run,
     resend,
 )
+from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import Outbox
-from d1sim.simulator.retry import RetryPolicy
 
 URL = "http://receiver.test/notifications/d1/v2/issuers/{issuerId}/cards"
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -442,8 +442,8 @@ def test_sigkill_mid_run_then_resume_delivers_everything(tmp_path: Path) -> None
             sys.executable,
             "-c",
             (
-                "import sys; from d1sim.simulator.outbox import Outbox; "
-                "from d1sim.simulator.delivery import SenderConfig, deliver_run; "
+                "import sys; from d1sim.simulator.delivery.outbox import Outbox; "
+                "from d1sim.simulator.delivery.engine import SenderConfig, deliver_run; "
                 "deliver_run(Outbox(sys.argv[1]), sys.argv[2], "
                 "SenderConfig(sys.argv[3], concurrency=2))"
             ),

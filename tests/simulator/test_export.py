@@ -14,7 +14,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from d1sim.contracts.contract_docs import build_asyncapi, build_openapi
+from d1sim.contracts.openapi.documents import build_asyncapi, build_openapi
 from d1sim.simulator.cli import main
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings

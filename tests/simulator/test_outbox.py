@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from d1sim.contracts.timeline import Delivery
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.outbox import Attempt, Outbox
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.outbox import Attempt, Outbox
 
 
 def planned(n: int, keys: int = 3, start: int = 0) -> list[Delivery]:

@@ -10,8 +10,8 @@ pytest_plugins = ["pytester"]
 
 # Once d1sim is installed with its pytest11 entry point the plugin loads by itself; before
 # that (a checkout without reinstall) the suites under test ask for it explicitly.
-INSTALLED = any(ep.value == "d1sim.simulator.pytest_plugin" for ep in entry_points(group="pytest11"))
-PLUGIN = [] if INSTALLED else ["-p", "d1sim.simulator.pytest_plugin"]
+INSTALLED = any(ep.value == "d1sim.simulator.check.plugin" for ep in entry_points(group="pytest11"))
+PLUGIN = [] if INSTALLED else ["-p", "d1sim.simulator.check.plugin"]
 BROKEN_APP = '''
 from flask import Flask, request
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from d1sim.simulator.errors import InputError
-from d1sim.simulator.reader import (
+from d1sim.simulator.validate.reader import (
     BOM,
     Locator,
     NotJson,

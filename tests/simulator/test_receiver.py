@@ -20,12 +20,12 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from d1sim.contracts.convergence import converge
 from d1sim.contracts.lifecycle import load_lifecycle
-from d1sim.simulator.commands import receiver as receiver_command
+from d1sim.contracts.lifecycle.convergence import converge
+from d1sim.simulator.cli import receiver as receiver_command
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.receiver import ConfigError, ReceiverConfig, create_app
-from d1sim.simulator.receiver_store import ReceiverStore
+from d1sim.simulator.receiver.app import ConfigError, ReceiverConfig, create_app
+from d1sim.simulator.receiver.store import ReceiverStore
 from d1sim.simulator.servers import running_server
 
 MODEL = load_lifecycle()
@@ -495,7 +495,7 @@ def test_command_prints_where_it_listens_and_never_a_secret(monkeypatch, capsys)
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_command_serves_until_stopped(stop):
     code = (
-        "import argparse, signal, sys; from d1sim.simulator.commands import receiver as r\n"
+        "import argparse, signal, sys; from d1sim.simulator.cli import receiver as r\n"
         # An inherited 'ignore SIGINT' (background jobs in some shells) would hide Ctrl-C.
         "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "p = argparse.ArgumentParser(); r.add_parser(p.add_subparsers())\n"

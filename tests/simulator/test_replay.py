@@ -11,8 +11,8 @@ import httpx
 import pytest
 from flask import Flask, request
 
-from d1sim.contracts.expansion import summarize
-from d1sim.contracts.scenarios import load_bundled
+from d1sim.contracts.scenario.expansion import summarize
+from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.cli import main
 from d1sim.simulator.receiver import ReceiverConfig
 from d1sim.simulator.servers import running_server
@@ -44,7 +44,7 @@ def test_bundled_scenarios_converge_on_the_reference_receiver(tmp_path: Path, re
 
 
 def _items(name: str) -> Any:
-    from d1sim.contracts.expansion import expand_scenario
+    from d1sim.contracts.scenario.expansion import expand_scenario
     return expand_scenario(load_bundled(name))
 
 
@@ -185,7 +185,7 @@ def test_running_the_same_command_again_after_completion_starts_a_new_run(
 
 
 def test_resume_by_run_id_delivers_what_is_owed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from d1sim.simulator.outbox import Outbox
+    from d1sim.simulator.delivery.outbox import Outbox
 
     app, down, got = Flask("flaky"), [True], []
 

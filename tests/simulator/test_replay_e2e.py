@@ -17,10 +17,10 @@ import pytest
 from flask import Flask, request
 from standardwebhooks import Webhook
 
-from d1sim.contracts.expansion import expand_scenario, summarize
-from d1sim.contracts.scenarios import load_bundled
+from d1sim.contracts.scenario.expansion import expand_scenario, summarize
+from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.cli import main
-from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.receiver import ReceiverConfig
 from d1sim.simulator.servers import running_server
 
@@ -90,7 +90,7 @@ def test_a_replay_killed_with_sigkill_resumes_and_nothing_is_lost(tmp_path: Path
                                                                   start_receiver: Callable[..., Any]) -> None:
     receiver = start_receiver(ReceiverConfig(latency=0.004))
     db = tmp_path / "outbox.db"
-    args = [sys.executable, "-m", "d1sim.simulator.cli", "replay", "bulk-batch", "--target", receiver.webhook_url,
+    args = [sys.executable, "-m", "d1sim", "replay", "bulk-batch", "--target", receiver.webhook_url,
             "--db", str(db), "--no-progress", "--concurrency", "2",
             "--state-url", receiver.url + "/cards/{cardId}", "--report-json", str(tmp_path / "r.json")]
     child = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from d1sim.simulator.cli import main
-from d1sim.simulator.outbox import Outbox
+from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.servers import running_server
 
 

@@ -14,11 +14,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from d1sim.contracts.factory import PayloadFactory
-from d1sim.contracts.validation import NotificationValidator
-from d1sim.simulator import cli, validate_chunks, validate_pipeline, validate_workers
-from d1sim.simulator.reader import expand_inputs
-from d1sim.simulator.validate_pipeline import ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.contracts.notification.validation import NotificationValidator
+from d1sim.contracts.payloads.factory import PayloadFactory
+from d1sim.simulator.cli import dispatch as cli
+from d1sim.simulator.validate import chunks as validate_chunks
+from d1sim.simulator.validate import pipeline as validate_pipeline
+from d1sim.simulator.validate import workers as validate_workers
+from d1sim.simulator.validate.pipeline import ChunkPipeline, auto_jobs, plan_chunks
+from d1sim.simulator.validate.reader import expand_inputs
 
 Outcome = tuple[int, str, str]  # exit code, stdout, stderr
 CUTS = ("status", "card", "unknown", "error", "skip", "clash", "order", "late", "id")
@@ -226,7 +229,7 @@ def test_a_pipeline_without_workers_checks_in_this_process(capture: list[Path]) 
 def test_console_script_with_workers_matches_one_process(tmp_path: Path) -> None:
     paths = [str(p) for p in mixed_capture(tmp_path, seed=9, cards=2500)]  # several chunks
     script = Path(sys.executable).with_name("d1sim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim.simulator.cli"]
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim"]
 
     def outcome(jobs: str) -> tuple[int, bytes, bytes]:
         done = subprocess.run(
