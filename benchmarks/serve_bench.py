@@ -53,7 +53,7 @@ def serve_child(db: str) -> None:
     """Child process: the mock D1 plus a no-op endpoint on one waitress server; prints its URL."""
     from d1sim.simulator.d1.app import D1Server, create_app
     from d1sim.simulator.d1.config import ServerSettings
-    from d1sim.simulator.servers import serve
+    from d1sim.simulator.web.servers import serve
 
     server = D1Server(ServerSettings(db_path=db))
     app = create_app(server)

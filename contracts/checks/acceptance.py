@@ -22,6 +22,11 @@ from d1sim.contracts.strategies import (
     unknown_statuses,
     with_unknown_fields,
 )
+from d1sim.contracts.strategies.contract_space import (
+    Featured,
+    featured_batches,
+    featured_notifications,
+)
 
 Operation = dict[str, Any]
 
@@ -35,25 +40,38 @@ def _post_all(trial: Trial, bodies: list[dict[str, Any]], what: str) -> CheckFai
     return None
 
 
-@check("accepts_valid_notification", strategy=lambda ctx: notifications(1, 1))
-def accepts_valid_notification(trial: Trial, body: dict[str, Any]) -> CheckFailure | None:
+@check("accepts_valid_notification", strategy=lambda ctx: featured_notifications())
+def accepts_valid_notification(trial: Trial, drawn: Featured) -> CheckFailure | None:
     """Any schema-valid notification gets 2xx."""
-    reply = trial.post(trial.fresh(body))
+    reply = trial.post(trial.fresh(drawn.body), label="notification" + drawn.label())
     return None if trial.accepted(reply) else trial.fail(reply, ACCEPTED)
 
 
-def _batches(ctx: CheckContext) -> SearchStrategy[dict[str, Any]]:
-    return notifications(min(2, ctx.max_batch), ctx.max_batch)
+Batches = tuple[Featured, list[int]]
+
+
+def _batches(ctx: CheckContext) -> SearchStrategy[Batches]:
+    """A featured batch, and which of its operations D1 delivers again in a second batch."""
+    batches = featured_batches(min(2, ctx.max_batch), ctx.max_batch)
+    return batches.flatmap(lambda drawn: st.tuples(st.just(drawn), st.lists(
+        st.integers(0, len(drawn.body["operations"]) - 1), max_size=3, unique=True)))
 
 
 @check("accepts_batches", strategy=_batches)
-def accepts_batches(trial: Trial, body: dict[str, Any]) -> CheckFailure | None:
+def accepts_batches(trial: Trial, example: Batches) -> CheckFailure | None:
     """A POST with many operations (up to the max, mixed cards) gets 2xx and all are applied."""
-    body = trial.fresh(body)
-    reply = trial.post(body, label=f"batch of {len(body['operations'])} operations")
-    if not trial.accepted(reply):
-        return trial.fail(reply, ACCEPTED)
-    mismatch = trial.state_mismatch(body["operations"])
+    drawn, again = example
+    body = trial.fresh(drawn.body)
+    operations = body["operations"]
+    bodies = [(body, f"batch of {len(operations)} operations{drawn.label()}")]
+    if again:  # the same operations again in a later batch: at-least-once delivery
+        bodies.append(({"operations": [operations[i] for i in again]},
+                       f"{len(again)} of them again in another batch"))
+    for sent, label in bodies:
+        reply = trial.post(sent, label=label)
+        if not trial.accepted(reply):
+            return trial.fail(reply, ACCEPTED)
+    mismatch = trial.state_mismatch(operations)
     expected = "every operation of the batch applied (the state probe shows each card's latest)"
     return trial.fail(mismatch, expected) if mismatch else None
 

@@ -14,18 +14,20 @@ Example::
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from d1sim.contracts.checks.ids import IdMint
+from d1sim.contracts.lifecycle.settling import DEFAULT_PATIENCE, DEFAULT_SETTLE, Clock, Sleep
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 
 DEFAULT_MAX_BATCH = 10
 DEFAULT_TIMEOUT = 10.0
 EXCERPT = 300  # characters of a reply body shown in a failure
 
-Verdict = Literal["passed", "failed", "skipped"]
+Verdict = Literal["passed", "failed", "skipped", "waived"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +92,11 @@ class CheckContext:
         timeout: seconds D1 waits for an answer.
         issuer_id: the 10-character issuer id in the webhook path (for reports).
         ids: makes the fresh card and operation ids every example is rewritten with.
+        settle: seconds a state comparison polls the probe for an asynchronous receiver.
+        patience: seconds one POST may be answered 429/503 (retried) before it counts as refused.
+        reauthorize: after a 401 to the configured token, told the rejected header; True when a
+            new token may help (OAuth2), and the POST is sent once more.
+        clock, sleep: time, injected (``time.monotonic`` and ``time.sleep`` by default).
     """
 
     transport: Transport
@@ -99,12 +106,19 @@ class CheckContext:
     timeout: float = DEFAULT_TIMEOUT
     issuer_id: str = DEFAULT_ISSUER_ID
     ids: IdMint = field(default_factory=IdMint)
+    settle: float = DEFAULT_SETTLE
+    patience: float = DEFAULT_PATIENCE
+    reauthorize: Callable[[str], bool] | None = None
+    clock: Clock = time.monotonic
+    sleep: Sleep = time.sleep
 
     def __post_init__(self) -> None:
         if not isinstance(self.max_batch, int) or self.max_batch < 1:
             raise ValueError(f"max_batch must be at least 1, got {self.max_batch!r}")
         if not self.timeout > 0:
             raise ValueError(f"timeout must be more than 0 seconds, got {self.timeout!r}")
+        if not 0 <= self.settle < float("inf"):
+            raise ValueError(f"settle must be 0 or more seconds, got {self.settle!r}")
 
     def close(self) -> None:
         """Close the transport and the probe where they hold connections (a ``close`` method)."""
@@ -190,6 +204,7 @@ class CheckOutcome:
     examples: int = 0
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
+    settled_within: float | None = None  # slowest wait for the held state to match, seconds
 
     @property
     def failed(self) -> bool:

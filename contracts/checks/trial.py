@@ -18,14 +18,45 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from d1sim.contracts.checks.ids import fresh_notification, fresh_operations
 from d1sim.contracts.checks.model import CheckContext, CheckFailure, Exchange, NoReply, ProbeError, Reply
-from d1sim.contracts.lifecycle.convergence import compare_state, converge
+from d1sim.contracts.lifecycle.convergence import compare_state
+from d1sim.contracts.lifecycle.matching import acceptable_states
+from d1sim.contracts.lifecycle.settling import BACKPRESSURE_STATUSES, backoff, retry_after, settle
 
 ACCEPTED = "2xx (D1 counts only a 2xx as delivered, and expects 204 No Content)"
 NO_PROBE_NOTE = "state not verified: no state probe configured"
+# While a failure is being shrunk, a state wait lasts this many times the slowest convergence
+# seen (at least SHRINK_SETTLE_FLOOR s, at most the context's settle): every shrink step of a
+# receiver that never converges would otherwise cost the whole settle time.
+SHRINK_SETTLE_FACTOR, SHRINK_SETTLE_FLOOR = 3.0, 0.1
+MAX_HELD_BACK, SHORTEST_PAUSE = 200, 0.01  # bounds on retrying one POST answered 429/503
+SHRINK_PATIENCE = 2.0  # seconds of 429/503 retries per POST while a failure is shrunk
+
+
+@dataclass
+class Observations:
+    """What every example of one check run adds up: notes, convergence time, back-pressure."""
+
+    notes: set[str] = field(default_factory=set)
+    slowest_settle: float | None = None  # None: no state was compared
+    held_back: int = 0  # answers 429/503 that were retried
+    waited: float = 0.0  # seconds spent waiting on them
+    refetched: int = 0  # tokens fetched again after a 401
+    shrinking: bool = False
+
+    def summary_notes(self) -> set[str]:
+        """The notes, with the counted observations written out."""
+        notes = set(self.notes)
+        if self.held_back:
+            notes.add(f"back-pressure: {self.held_back} answer(s) 429/503 retried with backoff "
+                      f"({self.waited:.2f} s waited, Retry-After honoured)")
+        if self.refetched:
+            notes.add(f"the token was fetched again after {self.refetched} answer(s) 401")
+        return notes
 
 
 def encode(body: Any) -> bytes:
@@ -42,10 +73,13 @@ class Trial:
     check (a 200 where 204 is expected, state not verified) but belong in its report.
     """
 
-    def __init__(self, context: CheckContext, check_id: str, notes: set[str] | None = None) -> None:
+    def __init__(
+        self, context: CheckContext, check_id: str, observed: Observations | None = None
+    ) -> None:
         self.context, self.check_id = context, check_id
         self.exchanges: list[Exchange] = []
-        self.notes = notes if notes is not None else set()
+        self.observed = observed if observed is not None else Observations()
+        self.notes = self.observed.notes
 
     def fresh(self, body: Any) -> Any:
         """``body`` with fresh card and operation ids (see :mod:`d1sim.contracts.checks.ids`)."""
@@ -61,16 +95,49 @@ class Trial:
         """POST ``body`` (JSON value, or raw bytes) and record the exchange.
 
         ``authorization``: True sends the configured token (if any), None or False sends no
-        Authorization header, a string sends that header value as is.
+        Authorization header, a string sends that header value as is. An answer 429 or 503 is
+        retried with backoff (``Retry-After`` honoured up to a cap) within the context's
+        patience, as D1 does; a 401 to the configured token is retried once with a new token.
         Raises :class:`NoReply` (also recorded) when the receiver does not answer.
         """
         raw = encode(body)
+        reply = self._send(raw, label, authorization)
+        waited = 0.0
+        for attempt in range(1, MAX_HELD_BACK + 1):
+            if reply.status not in BACKPRESSURE_STATUSES:
+                break
+            pause = max(backoff(attempt, retry_after(reply.headers)), SHORTEST_PAUSE)
+            if waited + pause > self._patience():
+                break  # never accepted within the budget: the check judges this answer
+            waited += pause
+            self.observed.held_back += 1
+            self.observed.waited += pause
+            self.context.sleep(pause)
+            reply = self._send(raw, f"{label} (again after {reply.status})", authorization)
+        return reply
+
+    def _send(self, raw: bytes, label: str, authorization: str | None | bool) -> Reply:
         headers = {"Content-Type": "application/json", "x-correlation-id": f"d1sim-{self.check_id}"}
         shown = "none"
         if authorization is True and self.context.auth is not None:
             headers["Authorization"], shown = self.context.auth(), "the configured token"
         elif isinstance(authorization, str):
             headers["Authorization"] = shown = authorization
+        reply = self._exchange(raw, label, headers, shown)
+        if reply.status == 401 and shown == "the configured token" and self._reauthorized(headers):
+            self.observed.refetched += 1  # a short-lived token lapsed: D1 refetches once
+            reply = self._exchange(raw, f"{label} (new token after 401)", headers, shown)
+        return reply
+
+    def _reauthorized(self, headers: dict[str, str]) -> bool:
+        """After a 401: True (and ``headers`` carry a new token) when a new token may help."""
+        reauthorize, auth = self.context.reauthorize, self.context.auth
+        if reauthorize is None or auth is None or not reauthorize(headers["Authorization"]):
+            return False
+        headers["Authorization"] = auth()
+        return True
+
+    def _exchange(self, raw: bytes, label: str, headers: dict[str, str], shown: str) -> Reply:
         try:
             reply = self.context.transport.post(raw, headers)
         except NoReply as exc:
@@ -103,16 +170,41 @@ class Trial:
     def state_mismatch(self, operations: Iterable[Mapping[str, Any]]) -> str | None:
         """How the held states differ from what ``operations`` must converge to; None if alike.
 
-        Without a probe nothing can be compared: None, and the run is noted as unverified.
+        The probe is polled until every card matches or the settle time passes (an
+        asynchronous receiver applies moments after its 204); the answer is then judged on the
+        last state held. Without a probe: None, and the run is noted as unverified.
         """
         if self.context.probe is None:
             self.notes.add(NO_PROBE_NOTE)
             return None
-        for card_id, expected in converge(operations).items():
-            problem = compare_state(expected, self.held(card_id))
-            if problem:
-                return problem
-        return None
+        expected = acceptable_states(operations)
+
+        def judge() -> str | None:
+            for card_id, allowed in expected.items():
+                problem = compare_state(allowed, self.held(card_id))
+                if problem:
+                    return problem
+            return None
+
+        outcome = settle(judge, self._settle_time(), clock=self.context.clock,
+                         sleep=self.context.sleep)
+        if outcome.problem is None:
+            self.observed.slowest_settle = max(self.observed.slowest_settle or 0.0, outcome.seconds)
+            return None
+        return f"{outcome.problem} (still so when the settle time ran out)"
+
+    def _patience(self) -> float:
+        # Shrinking a failure: a receiver that keeps answering 429/503 gets a short budget.
+        patience = self.context.patience
+        return min(patience, SHRINK_PATIENCE) if self.observed.shrinking else patience
+
+    def _settle_time(self) -> float:
+        limit = self.context.settle
+        if not self.observed.shrinking:
+            return limit
+        slowest = self.observed.slowest_settle or 0.0
+        quick = max(SHRINK_SETTLE_FLOOR, SHRINK_SETTLE_FACTOR * slowest)
+        return min(limit, quick)
 
     def applied_any(self, card_ids: Iterable[str]) -> str | None:
         """Which of ``card_ids`` the receiver holds a state for (it should know none of them)."""

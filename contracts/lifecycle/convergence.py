@@ -90,12 +90,16 @@ class Convergence:
 
     def states(self) -> dict[str, CardState]:
         """The expected state of every card that reported at least one known status."""
+        return {card_id: state for card_id, (_, state) in self.keyed_states().items()}
+
+    def keyed_states(self) -> dict[str, tuple[OrderKey, CardState]]:
+        """Each card's expected state with the order key that put it there."""
         result = {}
         for card_id, (key, op) in self._best.items():
             details, op_id = op["details"], key[1]
             shipment = details.get("shipment") if self.model.states[details["status"]].repeatable else None
-            result[card_id] = CardState(card_id, details["status"],
-                                        shipment if isinstance(shipment, Mapping) else None, op_id)
+            result[card_id] = (key, CardState(card_id, details["status"],
+                                              shipment if isinstance(shipment, Mapping) else None, op_id))
         return result
 
 
@@ -112,18 +116,3 @@ def converge(operations: Iterable[Mapping[str, Any]], model: Lifecycle | None = 
     for op in operations:
         acc.add(op)
     return acc.states()
-
-
-def compare_state(expected: CardState, held: Mapping[str, Any] | None) -> str | None:
-    """None when the receiver's probe answer ``held`` matches; otherwise what differs."""
-    if held is None:
-        return f"card {expected.card_id}: expected {expected.status}, the receiver does not know the card"
-    if held.get("status") != expected.status:
-        return f"card {expected.card_id}: expected {expected.status}, held {held.get('status')!r}"
-    if expected.shipment is not None and "shipment" in held:
-        # A receiver may merge updates; every field of the latest update must be what it holds.
-        got = held["shipment"] if isinstance(held["shipment"], Mapping) else {}
-        differ = {k: v for k, v in expected.shipment.items() if got.get(k) != v}
-        if differ:
-            return f"card {expected.card_id}: shipment should hold {differ}, held {held['shipment']}"
-    return None

@@ -36,6 +36,7 @@ from d1sim.contracts.scenario.model import Notice, Scenario
 from d1sim.contracts.scenario.timeline import Delivery
 
 CORRELATION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://d1sim.dev/correlation-id")
+ORDER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://d1sim.dev/order-id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,11 +128,28 @@ def _orders(run: _Run) -> Iterator[tuple[int, Order]]:
             start=run.start + i * cards.spacing,
             correlated=cards.correlated,
         )
+        if not cards.ids:
+            order.card_id, order.operation_id = order_ids(run.scenario.name, run.seed, i)
         if cards.correlated:
             # Cards ordered in one issuer file share its name; each keeps its own request id.
             file_name = order.correlation["inputFileName"] if i % cards.per_file == 0 else file_name
             order.correlation["inputFileName"] = file_name
         yield i, order
+
+
+def order_ids(scenario: str, seed: int, index: int) -> tuple[str, str]:
+    """The card id and operation id of card ``index``: unique per scenario name and seed, so
+    two scenarios replayed against one persistent receiver never share a card.
+
+    Example::
+
+        >>> order_ids("happy-path", 1, 0) != order_ids("canceled-in-production", 1, 0)
+        True
+    """
+    made = uuid.uuid5(ORDER_NAMESPACE, f"{scenario}:{seed}:{index}")
+    digits = made.hex[:16]
+    card_id = "-".join(digits[i : i + 4] for i in range(0, 16, 4))
+    return card_id, str(uuid.uuid5(made, "operation"))
 
 
 def _rng(seed: int, fault_index: int, where: str) -> Random:

@@ -45,7 +45,10 @@ from d1sim.contracts.checks import (
     Registry,
     Trial,
 )
-from d1sim.simulator.check.transport import HttpProbe, HttpTransport, WsgiTransport, wsgi_probe
+from d1sim.contracts.checks.trial import Observations
+from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE
+from d1sim.simulator.check.apps import app_client
+from d1sim.simulator.check.transport import WEBHOOK_PATH, WSGI_BASE, HttpProbe, HttpTransport
 from d1sim.simulator.delivery.auth import Auth
 from d1sim.simulator.reports.results import CaseResult
 
@@ -55,6 +58,7 @@ DEFAULT_MAX_EXAMPLES = 100
 # keeps a failing check to seconds while the reported example is already small.
 SHRINK_CALLS = 150
 SUITE = "d1sim check"
+WAIVED_REASON = "waived on purpose (--skip-checks)"
 WSGIApp = Callable[..., Any]
 
 
@@ -75,7 +79,8 @@ class _Property:
 
     def __init__(self, check: Check, context: CheckContext, shrink_calls: int = SHRINK_CALLS) -> None:
         self.check, self.context, self.shrink_calls = check, context, shrink_calls
-        self.notes: set[str] = set()
+        self.observed = Observations()
+        self.notes = self.observed.notes
         self.examples = self.first_failure = 0
         self.last: CheckFailure | None = None  # hypothesis only tries smaller ones after a failure
         self.stopped: CheckFailure | None = None  # no answer / probe failure: judged as found
@@ -93,7 +98,7 @@ class _Property:
             )
             raise _Enough
         self.examples += 1
-        trial = Trial(self.context, self.check.id, self.notes)
+        trial = Trial(self.context, self.check.id, self.observed)
         try:
             failure = self.check.function(trial, example)
         except (NoReply, ProbeError) as exc:
@@ -105,6 +110,7 @@ class _Property:
         if failure is not None:
             if self.last is None:
                 self.first_failure = self.examples
+                self.observed.shrinking = True
             self.last = failure
             raise _Failed(failure)
 
@@ -169,13 +175,14 @@ def run_check(
     started = time.perf_counter()
     prop = _Property(check, context, shrink_calls)
     failure = _find_failure(prop, check.strategy(context), max_examples, seed)
-    seconds, notes = time.perf_counter() - started, tuple(sorted(prop.notes))
+    seconds, notes = time.perf_counter() - started, tuple(sorted(prop.observed.summary_notes()))
+    settled = prop.observed.slowest_settle
     if failure is None:
-        return CheckOutcome(
-            check.id, "passed", f"{prop.examples} examples", None, prop.examples, seconds, notes
-        )
+        return CheckOutcome(check.id, "passed", f"{prop.examples} examples", None, prop.examples,
+                            seconds, notes, settled)
     failure = replace(failure, replay=replay)
-    return CheckOutcome(check.id, "failed", failure.got, failure, prop.examples, seconds, notes)
+    return CheckOutcome(check.id, "failed", failure.got, failure, prop.examples, seconds, notes,
+                        settled)
 
 
 def python_replay(check_id: str, seed: int, max_examples: int) -> str:
@@ -193,6 +200,7 @@ def run_checks(
     progress: Callable[[CheckOutcome], None] | None = None,
     shrink_calls: int = SHRINK_CALLS,
     registry: Registry = DEFAULT_CHECKS,
+    waived: Iterable[str] = (),
 ) -> list[CheckOutcome]:
     """Run the selected checks (all when None) against ``context``, in the contract's order.
 
@@ -205,6 +213,7 @@ def run_checks(
         progress: called with each outcome as soon as it is known.
         shrink_calls: calls spent shrinking one failure at most, then its smallest example so far.
         registry: the checks to choose from (``DEFAULT_CHECKS.with_checks(...)`` adds your own).
+        waived: ids of checks not run on purpose; each gets a *waived* outcome.
     Returns:
         One :class:`CheckOutcome` per selected check.
     Raises:
@@ -212,15 +221,19 @@ def run_checks(
     """
     hint = replay or (lambda check_id: python_replay(check_id, seed, max_examples))
     outcomes = []
+    waived = {c.id for c in registry.select(list(waived))}  # raises UnknownCheck for a typo
     for check in registry.select(check_ids):
-        outcome = run_check(
-            check,
-            context,
-            max_examples=max_examples,
-            seed=seed,
-            replay=hint(check.id),
-            shrink_calls=shrink_calls,
-        )
+        if check.id in waived:
+            outcome = CheckOutcome(check.id, "waived", WAIVED_REASON)
+        else:
+            outcome = run_check(
+                check,
+                context,
+                max_examples=max_examples,
+                seed=seed,
+                replay=hint(check.id),
+                shrink_calls=shrink_calls,
+            )
         outcomes.append(outcome)
         if progress:
             progress(outcome)
@@ -234,10 +247,11 @@ def as_cases(outcomes: Iterable[CheckOutcome]) -> list[CaseResult]:
         details: dict[str, Any] = outcome.failure.as_dict() if outcome.failure else {}
         if outcome.notes:
             details["notes"] = list(outcome.notes)
+        verdict = outcome.outcome
+        if verdict == "waived":  # JUnit knows no waiver: a skip whose message says so
+            verdict, details["waived"] = "skipped", True
         cases.append(
-            CaseResult(
-                SUITE, outcome.check_id, outcome.outcome, outcome.reason, details, outcome.seconds
-            )
+            CaseResult(SUITE, outcome.check_id, verdict, outcome.reason, details, outcome.seconds)
         )
     return cases
 
@@ -249,6 +263,13 @@ def header_source(auth: Auth | None, client: httpx.Client) -> Callable[[], str] 
     return lambda: auth.headers(client)["Authorization"]
 
 
+def _auth_settings(auth: Auth | None, client: httpx.Client) -> dict[str, Any]:
+    source = header_source(auth, client)
+    if source is None or auth is None:
+        return {"auth": None}
+    return {"auth": source, "reauthorize": auth.on_unauthorized}
+
+
 def http_context(
     target: str,
     *,
@@ -257,34 +278,46 @@ def http_context(
     issuer_id: str = DEFAULT_ISSUER_ID,
     timeout: float = DEFAULT_TIMEOUT,
     max_batch: int = DEFAULT_MAX_BATCH,
+    settle: float = DEFAULT_SETTLE,
     client: httpx.Client | None = None,
 ) -> CheckContext:
     """A context that reaches the receiver at ``target`` over HTTP (see ``d1sim.simulator.check.transport``)."""
     transport = HttpTransport(target, issuer_id=issuer_id, timeout=timeout, client=client)
     probe = HttpProbe(state_url, client=transport.client, timeout=timeout) if state_url else None
-    return CheckContext(
-        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id,
-        IdMint(rng=SystemRandom()),  # ids unique across runs against one persistent receiver
-    )
+    return CheckContext(transport, probe, max_batch=max_batch, timeout=timeout,
+                        issuer_id=issuer_id, settle=settle,
+                        ids=IdMint(rng=SystemRandom()),  # unique across runs against one receiver
+                        **_auth_settings(auth, transport.client))
 
 
-def wsgi_context(
-    app: WSGIApp,
+def app_context(
+    app: Any,
     *,
     probe_path: str | None = "/cards/{cardId}",
     auth: Auth | None = None,
     issuer_id: str = DEFAULT_ISSUER_ID,
     timeout: float = DEFAULT_TIMEOUT,
     max_batch: int = DEFAULT_MAX_BATCH,
+    settle: float = DEFAULT_SETTLE,
 ) -> CheckContext:
-    """A context that calls the WSGI ``app`` in-process, without a socket.
+    """A context that calls ``app`` in-process, without a socket: a WSGI app (Flask, Django) or
+    an ASGI app (FastAPI, Starlette), through httpx's transports.
 
     ``probe_path`` is the app's state-probe path (None: no probe). An OAuth2 ``auth`` may use a
     token URL under ``d1sim.simulator.check.transport.WSGI_BASE`` to reach the app's own token endpoint.
+    There is no socket, so ``timeout`` cannot cut a slow app short: ``responds_in_time`` judges
+    the measured time.
+
+    Raises:
+        d1sim.simulator.check.apps.NotAnApp: ``app`` is neither WSGI nor ASGI (names what it is).
     """
-    transport = WsgiTransport(app, issuer_id=issuer_id)
-    probe = wsgi_probe(app, probe_path) if probe_path else None
-    return CheckContext(
-        transport, probe, header_source(auth, transport.client), max_batch, timeout, issuer_id,
-        IdMint(rng=SystemRandom()),  # ids unique across runs against one persistent receiver
-    )
+    client = app_client(app)
+    transport = HttpTransport(WSGI_BASE + WEBHOOK_PATH, issuer_id=issuer_id, timeout=timeout,
+                              client=client)
+    probe = HttpProbe(WSGI_BASE + probe_path, client=client, timeout=timeout) if probe_path else None
+    return CheckContext(transport, probe, max_batch=max_batch, timeout=timeout,
+                        issuer_id=issuer_id, settle=settle, ids=IdMint(rng=SystemRandom()),
+                        **_auth_settings(auth, client))
+
+
+wsgi_context = app_context  # the name from before ASGI apps were accepted

@@ -17,16 +17,16 @@ import time
 from typing import Any
 
 from d1sim.contracts.checks import (
-    CheckContext,
     CheckOutcome,
-    ProbeError,
     UnknownCheck,
     registered,
     select_checks,
 )
+from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
+from d1sim.simulator.check.preflight import preflight
 from d1sim.simulator.check.runner import DEFAULT_MAX_EXAMPLES, as_cases, http_context, run_checks
-from d1sim.simulator.check.transport import HttpTransport, webhook_url
+from d1sim.simulator.check.transport import webhook_url
 from d1sim.simulator.cli.options import (
     BEARER_ENV,
     MAX_INT,
@@ -43,6 +43,8 @@ from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.reports.check import format_failure, format_line, format_summary, report_document
 from d1sim.simulator.reports.results import write_json, write_junit
 from d1sim.simulator.ticker import Ticker
+
+MAX_SETTLE = 600.0
 
 EPILOG = f"""\
 target: a base URL gets {WEBHOOK_PATH} appended; a URL that
@@ -65,6 +67,9 @@ RUN_OPTIONS: tuple[tuple[str, Any, Any, str, str], ...] = (
      "seconds D1 waits for an answer (default: %(default)g)"),
     ("--max-batch", integer(1, 10_000), 10, "N", "most operations per POST agreed at onboarding (default: 10)"),
     ("--issuer-id", str, DEFAULT_ISSUER_ID, "ID", "the 10-character issuer id in the path"),
+    ("--settle", number(0, MAX_SETTLE), DEFAULT_SETTLE, "S",
+     "seconds a state comparison polls the probe until it matches, for receivers that apply "
+     "notifications asynchronously (default: %(default)g; 0 reads once)"),
 )
 
 
@@ -87,6 +92,11 @@ def add_parser(subparsers: Any) -> None:
     add_auth_options(parser)
     run = parser.add_argument_group("what to run")
     run.add_argument("--checks", metavar="ID,ID", help="run only these checks (default: all)")
+    run.add_argument(
+        "--skip-checks",
+        metavar="ID,ID",
+        help="waive these checks on purpose; reports list them as waived",
+    )
     run.add_argument("--list-checks", action="store_true", help="list the check ids and exit")
     for option, kind, default, metavar, text in RUN_OPTIONS:
         run.add_argument(option, type=kind, default=default, metavar=metavar, help=text)
@@ -107,15 +117,22 @@ def _validate(args: argparse.Namespace) -> list[str] | None:
         ("--timeout", args.timeout > 0, "more than 0 seconds"),
         ("--max-batch", args.max_batch >= 1, "at least 1"),
         ("--issuer-id", len(args.issuer_id) == 10, "exactly 10 characters"),
+        ("--settle", 0 <= args.settle <= MAX_SETTLE, f"0 to {MAX_SETTLE:g} seconds"),
     ):
         if not ok:
             raise UsageError(f"{name} must be {rule}")
-    ids = [i.strip() for i in args.checks.split(",") if i.strip()] if args.checks else None
+    ids, waived = _id_list(args.checks), _id_list(args.skip_checks)
     try:
         select_checks(ids)
+        select_checks(waived or [])
     except UnknownCheck as exc:
         raise UsageError(f"{exc}; see --list-checks") from None
+    args.waived = waived or []
     return ids
+
+
+def _id_list(text: str | None) -> list[str] | None:
+    return [i.strip() for i in text.split(",") if i.strip()] if text else None
 
 
 def replay_command(args: argparse.Namespace, auth: Auth, check_id: str) -> str:
@@ -137,30 +154,13 @@ def replay_command(args: argparse.Namespace, auth: Auth, check_id: str) -> str:
         ] + (["--scope", mode["scope"]] if mode["scope"] else [])
     for option, _, default, _, _ in RUN_OPTIONS:
         value = getattr(args, option[2:].replace("-", "_"))
+        if isinstance(value, float):
+            value = f"{value:g}"
+            default = f"{default:g}"
         if option != "--seed" and value != default:
             words += [option, str(value)]
     words += ["--checks", check_id, "--seed", str(args.seed)]
     return " ".join(f'"{w}"' if w.startswith("$") else shlex.quote(w) for w in words)
-
-
-def _preflight(context: CheckContext) -> None:
-    """Fail with exit 2 before any check when the target, the token or the probe is unusable."""
-    transport = context.transport
-    if isinstance(transport, HttpTransport):
-        transport.ensure_reachable()
-    if context.auth is not None:
-        context.auth()  # fetches the OAuth2 token now: bad credentials are a usage error
-    if context.probe is not None:
-        card_id = context.ids.card_id()
-        try:
-            held = context.probe(card_id)
-        except ProbeError as exc:
-            raise UsageError(f"the state probe does not work: {exc}") from None
-        if held is not None:
-            raise UsageError(
-                f"the state probe does not work: it holds {str(held)[:100]} for "
-                f"card {card_id}, a card never sent (expected a 404)"
-            )
 
 
 def _list_checks() -> int:
@@ -185,11 +185,13 @@ def run_command(args: argparse.Namespace) -> int:
         issuer_id=args.issuer_id,
         timeout=args.timeout,
         max_batch=args.max_batch,
+        settle=args.settle,
     ) as context:
-        _preflight(context)
+        preflight(context)
         print(
             f"d1sim check {webhook_url(args.target, args.issuer_id)}  (seed {args.seed}, "
-            f"{args.max_examples} examples per check, timeout {args.timeout:g} s)",
+            f"{args.max_examples} examples per check, timeout {args.timeout:g} s, "
+            f"settle {args.settle:g} s)",
             flush=True,
         )
         started, done = time.perf_counter(), []
@@ -206,6 +208,7 @@ def run_command(args: argparse.Namespace) -> int:
                 args.max_examples,
                 args.seed,
                 replay=lambda check_id: replay_command(args, auth, check_id),
+                waived=args.waived,
                 progress=show,
             )
     _print_failures(outcomes)
@@ -227,6 +230,8 @@ def _write_reports(args: argparse.Namespace, outcomes: list[CheckOutcome]) -> No
             "timeout": args.timeout,
             "max_batch": args.max_batch,
             "issuer_id": args.issuer_id,
+            "settle": args.settle,
+            "waived": args.waived,
         }
         write_json(args.report_json, report_document(args.target, args.seed, outcomes, **settings))
     if args.junit:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from d1sim import __version__
-from d1sim.simulator.cli_errors import reject_unknown
+from d1sim.simulator.cli.unknown_options import reject_unknown
 from d1sim.simulator.errors import EXIT_USAGE, UsageError
 
 # Command -> the module whose ``add_parser(subparsers)`` registers it (``func(args) -> int``).

@@ -20,8 +20,8 @@ from d1sim.simulator.cli.options import (
 from d1sim.simulator.d1.config import is_loopback
 from d1sim.simulator.errors import EXIT_OK, UsageError
 from d1sim.simulator.receiver.app import TOKEN_PATH, ConfigError, ReceiverConfig, create_app
-from d1sim.simulator.request_log import add_log_options, install_from_args
-from d1sim.simulator.servers import serve
+from d1sim.simulator.web.request_log import add_log_options, install_from_args
+from d1sim.simulator.web.servers import serve
 
 # Secrets may come from the environment so they stay out of the shell history and `ps`.
 BEARER_ENV = "D1SIM_RECEIVER_BEARER_TOKEN"

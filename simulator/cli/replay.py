@@ -14,6 +14,7 @@ import argparse
 import os
 from typing import Any
 
+from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import bundled_scenarios
 from d1sim.simulator.check.transport import HttpProbe
@@ -62,6 +63,9 @@ def add_parser(subparsers: Any) -> None:
                         help="virtual seconds per real second; 0 = as fast as possible (default)")
     parser.add_argument("--state-url", metavar="TEMPLATE", type=url(),
                         help="state probe with {cardId}: judge every card's end state")
+    parser.add_argument("--settle", type=number(0, 600), default=DEFAULT_SETTLE,
+                        metavar="S", help="seconds the end state may take to appear, the probe "
+                        "polled until it matches (asynchronous receivers; default: %(default)g)")
     _add_sending_options(parser)
     add_auth_options(parser)
     add_tls_options(parser)
@@ -123,7 +127,8 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         with Outbox(args.db) as outbox:
             replayer = Replayer(outbox, config, seed=args.seed, time_scale=args.time_scale, probe=probe,
-                                progress=bars.for_scenario, issuer_id=args.issuer_id)
+                                progress=bars.for_scenario, issuer_id=args.issuer_id,
+                                settle=args.settle)
             results = replayer.run_suite(refs, resume=args.resume)
     finally:
         bars.close()

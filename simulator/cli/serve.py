@@ -19,8 +19,8 @@ from d1sim.simulator.d1.app import ADMIN, D1Server, create_app
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, ServerSettings, admin_token_for, load_config_file
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH
 from d1sim.simulator.errors import EXIT_OK, UsageError
-from d1sim.simulator.request_log import add_log_options, install_from_args
-from d1sim.simulator.servers import serve
+from d1sim.simulator.web.request_log import add_log_options, install_from_args
+from d1sim.simulator.web.servers import serve
 
 EPILOG = f"""\
 inbound API (issuer -> D1), under {BANKING_PREFIX}:

@@ -14,9 +14,9 @@ from typing import Any
 from d1sim.simulator.d1.config import ADMIN_TOKEN_ENV, admin_token_for
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH
 from d1sim.simulator.errors import EXIT_OK, UsageError
-from d1sim.simulator.request_log import add_log_options, install_from_args
-from d1sim.simulator.servers import serve
 from d1sim.simulator.ui import create_ui_app
+from d1sim.simulator.web.request_log import add_log_options, install_from_args
+from d1sim.simulator.web.servers import serve
 
 EPILOG = """\
 example:

@@ -2,7 +2,7 @@
 
 JSON in and out; errors are ``application/problem+json``. Only same-origin callers get in:
 a request must name a known host, a write with a body must be JSON (a scenario upload: YAML)
-and one with an ``Origin`` must come from this server (:mod:`d1sim.simulator.origins`). Secrets are write-only: issuer
+and one with an ``Origin`` must come from this server (:mod:`d1sim.simulator.web.origins`). Secrets are write-only: issuer
 answers show ``***`` where one is set; a new inbound client secret is shown once, when minted.
 When the server has an admin token, every call needs ``Authorization: Bearer <token>``.
 Runs, cards and deliveries are in :mod:`d1sim.simulator.d1.admin_runs`.
@@ -31,7 +31,7 @@ from d1sim.simulator.d1.responses import ADMIN, json_response, problem
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.d1.uploads import UPLOAD_LIMITS, BudgetFull, OverTime, PlanningBudget
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.origins import YAML_TYPES, OriginGuard, protect
+from d1sim.simulator.web.origins import YAML_TYPES, OriginGuard, protect
 
 MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
 MAX_SEED = MAX_ID = 2**63 - 1  # what SQLite stores

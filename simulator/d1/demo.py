@@ -21,7 +21,7 @@ from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
 from d1sim.simulator.reports.results import CaseResult
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 ISSUER = DEFAULT_ISSUER_ID
 SUITE = "d1sim serve"

@@ -319,7 +319,7 @@ def create_app(config: ReceiverConfig | None = None) -> Flask:
 @contextmanager
 def running_receiver(config: ReceiverConfig | None = None) -> Iterator[str]:
     """Serve a reference receiver on 127.0.0.1 (a free port) while in the block; yields its URL."""
-    from d1sim.simulator.servers import running_server  # the app itself needs no server
+    from d1sim.simulator.web.servers import running_server  # the app itself needs no server
 
     app = create_app(config)
     try:

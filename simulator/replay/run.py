@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from d1sim.contracts.lifecycle.convergence import compare_state
+from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE, settle
 from d1sim.contracts.scenario.expansion import CardExpectation, card_expectations, planned_deliveries
 from d1sim.contracts.scenario.loading import Scenario, load_bundled, load_scenario_file
 from d1sim.contracts.scenario.source import ScenarioError
@@ -116,9 +117,12 @@ class Replayer:
     def __init__(self, outbox: Outbox, config: SenderConfig, *, seed: int | None = None,
                  time_scale: float = 0.0, probe: Probe | None = None,
                  progress: Callable[[ScenarioRef, int], Progress | None] | None = None,
-                 client: Any = None, issuer_id: str | None = None) -> None:
+                 client: Any = None, issuer_id: str | None = None,
+                 settle: float = DEFAULT_SETTLE) -> None:
         self.outbox, self.config, self.seed, self.issuer_id = outbox, config, seed, issuer_id
         self.time_scale, self.probe, self.progress, self.client = time_scale, probe, progress, client
+        self.settle = settle  # seconds the end state may take to appear (asynchronous receivers)
+        self._deadline, self._slowest = 0.0, 0.0
 
     def seed_of(self, ref: ScenarioRef) -> int:
         return ref.scenario.seed if self.seed is None else self.seed
@@ -200,6 +204,7 @@ class Replayer:
             return [CaseResult(name, "end_state", "skipped", "no --state-url given: the receiver's "
                                "state cannot be compared with the convergence rule")]
         checked, failures = 0, []
+        self._deadline, self._slowest = time.monotonic() + self.settle, 0.0
         with ThreadPoolExecutor(PROBE_WORKERS) as pool:
             stream = card_expectations(ref.scenario, seed=self.seed_of(ref))
             while chunk := list(islice(stream, 500)):
@@ -209,9 +214,16 @@ class Replayer:
                         failures.append(CaseResult(name, f"end_state {exp.card_id}", "failed", problem,
                                                    {"cardId": exp.card_id,
                                                     "expected": exp.state.as_probe() if exp.state else None}))
-        return _end_state_cases(name, checked, failures)
+        return _end_state_cases(name, checked, failures, self._slowest)
 
     def _judge(self, exp: CardExpectation) -> str | None:
+        """Poll the probe until the card holds its expected state or the settle deadline passes."""
+        outcome = settle(lambda: self._judge_once(exp), max(0.0, self._deadline - time.monotonic()))
+        if outcome.problem is None:
+            self._slowest = max(self._slowest, outcome.seconds)
+        return outcome.problem
+
+    def _judge_once(self, exp: CardExpectation) -> str | None:
         assert self.probe is not None
         try:
             held = self.probe(exp.card_id)
@@ -248,9 +260,12 @@ def _matches(status: int, pattern: str) -> bool:
     return str(status)[0] == pattern[0] if pattern.endswith("xx") else str(status) == pattern
 
 
-def _end_state_cases(name: str, checked: int, failures: list[CaseResult]) -> list[CaseResult]:
+def _end_state_cases(name: str, checked: int, failures: list[CaseResult],
+                     slowest: float = 0.0) -> list[CaseResult]:
     if not failures:
-        return [CaseResult(name, "end_state", "passed", f"{checked} cards hold their converged state")]
+        settled = f" (settled within {slowest:.2f} s)" if slowest else ""
+        return [CaseResult(name, "end_state", "passed",
+                           f"{checked} cards hold their converged state{settled}")]
     cases = failures[:MAX_CARD_CASES]
     if len(failures) > MAX_CARD_CASES:
         cases.append(CaseResult(name, "end_state (more cards)", "failed",

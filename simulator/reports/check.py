@@ -33,6 +33,8 @@ def format_line(outcome: CheckOutcome) -> str:
     """``passed   <id>  N examples, T s`` / ``skipped  <id>  reason`` / ``failed   <id>  got``."""
     if outcome.outcome == "passed":
         detail = f"{outcome.examples} examples, {outcome.seconds:.2f} s"
+        if outcome.settled_within:
+            detail += f", state settled within {outcome.settled_within:.2f} s"
     elif outcome.outcome == "failed":
         detail = f"{_one_line(outcome.reason, 100)} ({outcome.seconds:.2f} s)"
     else:
@@ -108,7 +110,9 @@ def format_summary(outcomes: Iterable[CheckOutcome], seconds: float) -> str:
     noun = "check" if len(outcomes) == 1 else "checks"
     return (
         f"{len(outcomes)} {noun}: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['skipped']} skipped in {seconds:.1f} s"
+        f"{counts['skipped']} skipped"
+        + (f", {counts['waived']} waived" if counts["waived"] else "")
+        + f" in {seconds:.1f} s"
     )
 
 
@@ -137,6 +141,8 @@ def _check_entry(outcome: CheckOutcome) -> Mapping[str, Any]:
         "examples": outcome.examples,
         "seconds": round(outcome.seconds, 3),
     }
+    if outcome.settled_within is not None:
+        entry["settled_within"] = outcome.settled_within
     if outcome.notes:
         entry["notes"] = list(outcome.notes)
     return entry

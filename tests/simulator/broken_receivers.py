@@ -12,7 +12,7 @@ import io
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import orjson
@@ -185,6 +185,31 @@ def _op_key(op: Mapping[str, Any]) -> tuple[Any, ...]:
     return op.get("operationId"), details.get("status"), shipment.get("lastUpdatedAt")
 
 
+def crashes_on_other_operations(environ: dict[str, Any], body: bytes) -> Response | None:
+    """Reads details.status of every operation, as if all were PRODUCE (KeyError -> 500)."""
+    for op in _operations(body):
+        if isinstance(op, dict) and "details" not in op:
+            return _error(500, "KeyError: 'details'")
+    return None
+
+
+def parses_only_the_usual_timestamp(environ: dict[str, Any], body: bytes) -> Response | None:
+    """Parses startTime with D1's usual format only (strptime ...%fZ): any other form -> 500."""
+    for op in _operations(body):
+        if isinstance(op, dict) and isinstance(op.get("startTime"), str):
+            try:
+                datetime.strptime(op["startTime"], "%Y-%m-%dT%H:%M:%S.%fZ")
+            except ValueError as exc:
+                return _error(500, f"ValueError: {exc}")
+    return None
+
+
+def refuses_an_operation_twice_in_a_batch(environ: dict[str, Any], body: bytes) -> Response | None:
+    """A unique index on (operationId, status) inside one transaction: 409 for a repeat."""
+    keys = [_op_key(op) for op in _operations(body) if isinstance(op, dict)]
+    return _error(409, "duplicate key in batch") if len(keys) != len(set(keys)) else None
+
+
 # -- state-level bugs -----------------------------------------------------------------------
 
 
@@ -236,6 +261,30 @@ class ShipmentsByArrival(ReceiverStore):
             )
         else:
             super()._converge(op)
+
+
+class FirstOrderWins(ReceiverStore):
+    """Keeps the first order of a card: a re-order (new operationId) is ignored."""
+
+    def _converge(self, op: Mapping[str, Any]) -> None:
+        row = self._db.execute(
+            "SELECT body FROM cards WHERE card_id = ?", (op.get("cardId"),)
+        ).fetchone()
+        if row is None or orjson.loads(row[0]).get("operationId") == op.get("operationId"):
+            super()._converge(op)
+
+
+class StopsAtUnknownStatus(ReceiverStore):
+    """Applies a batch in a loop that ends at the first status it does not know."""
+
+    def apply(self, operations: Sequence[Mapping[str, Any]]) -> int:
+        known = []
+        for op in operations:
+            status = op.get("details", {}).get("status") if isinstance(op.get("details"), dict) else None
+            if op.get("operation") == "PRODUCE" and not MODEL.is_known(str(status)):
+                break
+            known.append(op)
+        return super().apply(known)
 
 
 # -- the table ------------------------------------------------------------------------------
@@ -300,6 +349,16 @@ BROKEN: tuple[Broken, ...] = (
     Broken(
         "answers slowly", tampered(answers_slowly), "responds_in_time", ("responds_in_time",), 0.2
     ),
+    # One per feature of the contract the strategies explore beyond D1's usual shape.
+    Broken("crashes on other operation kinds", tampered(crashes_on_other_operations),
+           "accepts_batches"),
+    Broken("parses only D1's usual timestamp form", tampered(parses_only_the_usual_timestamp),
+           "accepts_valid_notification"),
+    Broken("ignores a re-order of a card", with_store(FirstOrderWins), "converges_out_of_order"),
+    Broken("refuses an operation twice in one batch",
+           tampered(refuses_an_operation_twice_in_a_batch), "accepts_batches"),
+    Broken("stops a batch at an unknown status", with_store(StopsAtUnknownStatus),
+           "accepts_batches"),
 )
 
 

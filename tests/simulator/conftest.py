@@ -13,7 +13,7 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from d1sim.simulator.receiver.app import ReceiverConfig, create_app
-from d1sim.simulator.servers import ServerThread
+from d1sim.simulator.web.servers import ServerThread
 
 ISSUER_ID = "ISSUER0001"
 WEBHOOK = f"/notifications/d1/v2/issuers/{ISSUER_ID}/cards"

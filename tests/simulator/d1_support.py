@@ -22,7 +22,7 @@ from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
 from d1sim.simulator.receiver.app import ReceiverConfig
 from d1sim.simulator.receiver.app import create_app as receiver_app
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 ISSUER = "ISSUER0001"
 OTHER = "ISSUER0002"

@@ -15,7 +15,7 @@ from broken_receivers import TOKEN, broken
 from d1sim.contracts.checks import check_ids
 from d1sim.simulator.cli import dispatch as cli
 from d1sim.simulator.receiver.app import ReceiverConfig, create_app
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 FEW = ["--max-examples", "10"]
 Run = Callable[..., tuple[int, str, str]]
@@ -299,3 +299,44 @@ def test_db_records_the_verdicts_and_the_ui_shows_the_minimal_example(
     page = create_ui_app(db).test_client().get("/checks").get_data(as_text=True)
     assert "idempotent_on_duplicates" in page and "0 passed" in page and "1 failed" in page
     assert "Minimal failing example" in page and "expected: 2xx" in page and TOKEN not in page
+
+
+def test_a_wrong_token_is_one_clear_error_up_front(d1sim: Run, serve: Callable[[Any], str]) -> None:
+    url = serve(create_app(ReceiverConfig(bearer_token=TOKEN)))
+    code, out, err = d1sim("--target", url, "--bearer-token", "not-the-token", *FEW)
+    assert code == 2
+    assert "the target answered 401 to the configured credentials" in err
+    assert len(err.strip().splitlines()) == 1 and "passed" not in out and "failed" not in out
+
+
+def test_no_credentials_where_some_are_needed_is_one_clear_error(
+    d1sim: Run, serve: Callable[[Any], str]
+) -> None:
+    url = serve(create_app(ReceiverConfig(bearer_token=TOKEN)))
+    code, _, err = d1sim("--target", url, *FEW)
+    assert code == 2 and "without credentials" in err and "--bearer-token" in err
+
+
+def test_skipped_checks_are_listed_as_waived_in_every_report(
+    d1sim: Run, serve: Callable[[Any], str], tmp_path: Path
+) -> None:
+    url = serve(create_app(ReceiverConfig(bearer_token=TOKEN)))
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    code, out, _ = d1sim(
+        "--target", url, "--bearer-token", TOKEN, "--checks", "accepts_batches,responds_in_time",
+        "--skip-checks", "responds_in_time", "--max-examples", "3", "--settle", "0.5",
+        "--report-json", str(report), "--junit", str(junit),
+    )
+    assert code == 0
+    assert any(line.startswith("waived") and "responds_in_time" in line for line in out.splitlines())
+    assert "1 waived" in out
+    entries = {e["id"]: e for e in json.loads(report.read_text())["checks"]}
+    assert entries["responds_in_time"]["outcome"] == "waived"
+    assert json.loads(report.read_text())["settle"] == 0.5
+    case = next(c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "responds_in_time")
+    assert "waived" in case.find("skipped").get("message")  # type: ignore[union-attr]
+
+
+def test_an_unknown_waived_check_is_a_usage_error(d1sim: Run) -> None:
+    code, _, err = d1sim("--target", "http://127.0.0.1:9", "--skip-checks", "responds_in_tim")
+    assert code == 2 and "did you mean 'responds_in_time'" in err

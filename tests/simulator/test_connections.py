@@ -11,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from d1sim.simulator.connections import ConnectionLimits, connection_limits
 from d1sim.simulator.receiver import create_app
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.connections import ConnectionLimits, connection_limits
+from d1sim.simulator.web.servers import running_server
 from tests.simulator.d1_support import mock_d1
 
 SLOW_CLIENTS = 200

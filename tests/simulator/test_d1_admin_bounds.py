@@ -14,7 +14,7 @@ import pytest
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
 from d1sim.simulator.d1.uploads import UPLOAD_LIMITS
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 ISSUER = "ISSUER0001"
 RUNS = f"/_sim/issuers/{ISSUER}/runs"

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from d1sim.simulator.receiver.app import ReceiverConfig, create_app
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 from tests.simulator.d1_support import HOOK, ISSUER, ORDER, MockD1, ServeProcess, mock_d1, wait_for
 
 FINAL = {

@@ -11,7 +11,7 @@ from flask.testing import FlaskClient
 
 from d1sim.simulator.d1.app import D1Server, create_app
 from d1sim.simulator.d1.config import ServerSettings
-from d1sim.simulator.origins import OriginGuard, protect
+from d1sim.simulator.web.origins import OriginGuard, protect
 
 ISSUER = "ISSUER0001"
 LOCAL = "http://127.0.0.1:8080"

@@ -136,3 +136,95 @@ def test_integrators_can_use_the_strategies_in_their_own_tests(pytester: pytest.
             assert client.post(url, json=body).status_code == 204
     """)
     run(pytester).assert_outcomes(passed=1)
+
+
+ASGI_APP = '''
+import asyncio, json
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+app = FastAPI()
+held = {}
+RANKS = {"CARD_PROD_REQUESTED": 0, "DATA_PREPARED": 1, "CARD_PROD_READY": 2,
+         "CARD_PROD_ONGOING": 3, "CARD_PROD_DONE": 4, "CARD_SHIPPED": 5,
+         "DATA_EXCEPTION": 6, "CARD_PROD_CANCELED": 6}
+
+@app.post("/notifications/d1/v2/issuers/{issuer}/cards")
+async def notify(issuer: str, request: Request):
+    try:
+        body = json.loads(await request.body())
+        ops = body["operations"]
+    except (ValueError, KeyError, TypeError):
+        return JSONResponse({"error": "bad"}, 400)
+    return Response(status_code=204)
+
+@app.get("/cards/{card_id}")
+async def card(card_id: str):
+    return JSONResponse({"error": "unknown"}, 404)
+'''
+
+
+@pytest.mark.slow
+def test_an_asgi_app_is_checked_in_process(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(asgi_app=ASGI_APP)
+    pytester.makepyfile("""
+        from asgi_app import app
+
+        def test_conforms(d1sim_check):
+            outcomes = d1sim_check(app, checks=["accepts_valid_notification",
+                                                "rejects_malformed_json"], max_examples=5)
+            assert [o.outcome for o in outcomes] == ["passed", "passed"]
+    """)
+    run(pytester).assert_outcomes(passed=1)
+
+
+@pytest.mark.slow
+def test_a_check_that_needs_a_probe_skips_the_test_unless_waived(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(asgi_app=ASGI_APP)
+    pytester.makepyfile("""
+        from asgi_app import app
+
+        def test_without_probe(d1sim_check):
+            d1sim_check(app, checks=["converges_out_of_order"], max_examples=3)
+
+        def test_waived(d1sim_check):
+            outcomes = d1sim_check(app, checks=["converges_out_of_order", "responds_in_time"],
+                                   skip_checks=["converges_out_of_order"], max_examples=3)
+            assert [o.outcome for o in outcomes] == ["waived", "passed"]
+    """)
+    result = run(pytester, "-rs")
+    result.assert_outcomes(passed=1, skipped=1)
+    result.stdout.fnmatch_lines(["*converges_out_of_order (needs a state probe*"])
+
+
+@pytest.mark.slow
+def test_the_serving_fixture_serves_wsgi_and_asgi_apps_on_loopback(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(asgi_app=ASGI_APP)
+    pytester.makepyfile("""
+        import httpx
+        from asgi_app import app as asgi_app
+        from d1sim.simulator.receiver import ReceiverConfig, create_app
+
+        def test_served(d1sim_serve_app, d1sim_check):
+            wsgi_url = d1sim_serve_app(create_app(ReceiverConfig()))
+            asgi_url = d1sim_serve_app(asgi_app)
+            for url in (wsgi_url, asgi_url):
+                assert url.startswith("http://127.0.0.1:")
+                assert httpx.get(url + "/cards/nope").status_code == 404
+            outcomes = d1sim_check(wsgi_url, state_url=wsgi_url + "/cards/{cardId}",
+                                   checks=["converges_out_of_order"], max_examples=5)
+            assert outcomes[0].outcome == "passed"
+    """)
+    run(pytester).assert_outcomes(passed=1)
+
+
+def test_something_that_is_no_app_is_one_clear_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("""
+        def test_wrong(d1sim_check):
+            d1sim_check(42)
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*expected a WSGI app*or an ASGI app*got int 42*"])

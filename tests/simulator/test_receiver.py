@@ -26,7 +26,7 @@ from d1sim.simulator.cli import receiver as receiver_command
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.receiver.app import ConfigError, ReceiverConfig, create_app
 from d1sim.simulator.receiver.store import ReceiverStore
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 MODEL = load_lifecycle()
 SEED_NAMES = sorted(p.stem for p in (Path(__file__).parents[1] / "data" / "seed").glob("*.json"))

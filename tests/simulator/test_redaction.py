@@ -14,7 +14,7 @@ from flask import Flask, request
 from d1sim.simulator.cli import main
 from d1sim.simulator.delivery.outbox import Attempt, Outbox
 from d1sim.simulator.redaction import mask_attempt, mask_bytes, mask_headers, mask_text, strip_userinfo
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 from tests.simulator.d1_support import HOOK, ISSUER, mock_d1, wait_for
 
 TOKEN = "hook-t0ken-echoed-back"

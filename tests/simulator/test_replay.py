@@ -17,7 +17,7 @@ from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.cli.dispatch import main
 from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.receiver.app import ReceiverConfig
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 FAST_RETRY = ["--backoff-base", "0.01", "--backoff-cap", "0.05"]
 

@@ -22,7 +22,7 @@ from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.cli.dispatch import main
 from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.receiver.app import ReceiverConfig
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 SIGN_SECRET = "whsec_" + "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -114,3 +114,29 @@ def test_a_replay_killed_with_sigkill_resumes_and_nothing_is_lost(tmp_path: Path
     assert _stats(receiver.url)["distinct_operations"] == planned.operations
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"] == {"passed": 3, "failed": 0, "skipped": 0}
+
+
+def test_two_scenarios_share_one_asynchronous_receiver(tmp_path: Path) -> None:
+    # A receiver that applies from a worker queue after its 204: the end state is polled until
+    # it appears; the two scenarios' cards are distinct although their seeds are equal.
+    from correct_receivers import TOKEN, worker_queue
+
+    with running_server(worker_queue()) as url:
+        code = main(["replay", "happy-path", "canceled-in-production", "--seed", "1",
+                     "--target", url + "/notifications/d1/v2/issuers/ISSUER0001/cards",
+                     "--bearer-token", TOKEN, "--state-url", url + "/cards/{cardId}",
+                     "--settle", "3", "--db", str(tmp_path / "o.db"), "--no-progress",
+                     "--report-json", str(tmp_path / "r.json")])
+    assert code == 0
+    cases = json.loads((tmp_path / "r.json").read_text())
+    assert "end_state" in json.dumps(cases) and "failed" not in {
+        c.get("outcome") for c in _cases(cases)}
+
+
+def _cases(document: Any) -> list[dict[str, Any]]:
+    if isinstance(document, dict):
+        found = [document] if "outcome" in document else []
+        return found + [c for v in document.values() for c in _cases(v)]
+    if isinstance(document, list):
+        return [c for v in document for c in _cases(v)]
+    return []

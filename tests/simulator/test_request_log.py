@@ -10,7 +10,7 @@ import httpx
 import pytest
 from flask import Flask
 
-from d1sim.simulator.request_log import add_request_log
+from d1sim.simulator.web.request_log import add_request_log
 from tests.simulator.d1_support import ISSUER, ServeProcess
 
 

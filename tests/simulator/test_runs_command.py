@@ -12,7 +12,7 @@ from flask import Flask
 
 from d1sim.simulator.cli.dispatch import main
 from d1sim.simulator.delivery.outbox import Outbox
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 
 def _dead_run(tmp_path: Path) -> str:

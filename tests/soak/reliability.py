@@ -31,7 +31,7 @@ import httpx
 from d1sim.contracts.scenario.expansion import planned_deliveries
 from d1sim.contracts.scenario.loading import load_bundled, load_scenario_file
 from d1sim.simulator.receiver import ReceiverConfig, create_app
-from d1sim.simulator.servers import running_server
+from d1sim.simulator.web.servers import running_server
 
 HOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
 ISSUER = "ISSUER0001"

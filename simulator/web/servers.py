@@ -22,7 +22,7 @@ from typing import Any
 
 from waitress import create_server, wasyncore
 
-from d1sim.simulator.connections import DEFAULT_LIMITS, ConnectionLimits, connection_limits, guard_channels
+from d1sim.simulator.web.connections import DEFAULT_LIMITS, ConnectionLimits, connection_limits, guard_channels
 
 # 'Task queue depth is N' is waitress thinking aloud under a burst; it is no error of ours.
 logging.getLogger("waitress.queue").setLevel(logging.ERROR)
@@ -58,7 +58,7 @@ def serve(
     """Serve ``app`` until Ctrl-C or SIGTERM, then return; ``announce`` gets the base URL.
 
     The URL is announced after the socket is bound, so ``port=0`` reports the real port.
-    ``limits`` bounds connections and slow clients (:mod:`d1sim.simulator.connections`).
+    ``limits`` bounds connections and slow clients (:mod:`d1sim.simulator.web.connections`).
     Raises OSError when the address cannot be bound (e.g. the port is in use).
     """
     server = _create(app, host, port, threads, {}, limits)
