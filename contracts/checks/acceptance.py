@@ -22,7 +22,7 @@ from d1sim.contracts.strategies import (
     unknown_statuses,
     with_unknown_fields,
 )
-from d1sim.contracts.strategies.contract_space import (
+from d1sim.contracts.strategies.features import (
     Featured,
     featured_batches,
     featured_notifications,

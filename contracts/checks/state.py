@@ -17,7 +17,7 @@ from d1sim.contracts.checks.registry import check
 from d1sim.contracts.checks.trial import ACCEPTED, Trial, one_per_post
 from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.strategies import arrival_orders, lifecycles, shuffled_lifecycles
-from d1sim.contracts.strategies.contract_space import reorders
+from d1sim.contracts.strategies.features import reorders
 
 Operation = dict[str, Any]
 Duplicated = tuple[list[Operation], int]

@@ -23,8 +23,7 @@ from typing import Any
 
 from d1sim.contracts.checks.ids import fresh_notification, fresh_operations
 from d1sim.contracts.checks.model import CheckContext, CheckFailure, Exchange, NoReply, ProbeError, Reply
-from d1sim.contracts.lifecycle.convergence import compare_state
-from d1sim.contracts.lifecycle.matching import acceptable_states
+from d1sim.contracts.lifecycle.matching import acceptable_states, compare_state
 from d1sim.contracts.lifecycle.settling import BACKPRESSURE_STATUSES, backoff, retry_after, settle
 
 ACCEPTED = "2xx (D1 counts only a 2xx as delivered, and expects 204 No Content)"

@@ -27,7 +27,7 @@ from typing import Any
 
 from d1sim.contracts.lifecycle import Lifecycle
 from d1sim.contracts.lifecycle.convergence import CardState, Convergence, OrderKey
-from d1sim.contracts.notification.documents import load_document
+from d1sim.contracts.notification.documents import load_document, shipped
 
 # The kind of each known field of the objects a probe may hold, read from the schemas' $refs.
 _KIND_OF_REF = {
@@ -43,10 +43,16 @@ def _field_kinds(schema_name: str) -> dict[str, str]:
     return {name: _KIND_OF_REF.get(spec.get("$ref", ""), "value") for name, spec in properties.items()}
 
 
-KNOWN_FIELDS: dict[str, dict[str, str]] = {
-    "shipment": _field_kinds("shipment.schema.json"),
-    "lastCheckpoint": _field_kinds("last-checkpoint.schema.json"),
-}
+def _known_fields() -> dict[str, dict[str, str]]:
+    return {
+        "shipment": _field_kinds("shipment.schema.json"),
+        "lastCheckpoint": _field_kinds("last-checkpoint.schema.json"),
+    }
+
+
+def known_fields() -> dict[str, dict[str, str]]:
+    """The contract's known fields of a shipment and a lastCheckpoint, with their kinds."""
+    return shipped(_known_fields)
 
 
 def parse_instant(value: Any) -> datetime | None:
@@ -97,7 +103,7 @@ def same_value(expected: Any, held: Any, kind: str = "value") -> bool:
 
 def differing_fields(expected: Mapping[str, Any], held: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """The known fields of ``expected`` (an object of ``kind``) whose held value means otherwise."""
-    known = KNOWN_FIELDS[kind]
+    known = known_fields()[kind]
     return {
         name: value
         for name, value in expected.items()

@@ -20,12 +20,13 @@ import sys
 from typing import Any
 from urllib.parse import urlsplit
 
+from d1sim.contracts.protocol import WEBHOOK_PATH
 from d1sim.simulator.cli.options import BEARER_ENV, SECRET_ENV, SIGN_ENV, add_auth_options, integer
 from d1sim.simulator.errors import EXIT_OK, UsageError
 
-EPILOG = """\
+EPILOG = f"""\
 examples:
-  d1sim load bulk-file --target 'http://127.0.0.1:8090/notifications/d1/v2/issuers/{issuerId}/cards' \\
+  d1sim load bulk-file --target 'http://127.0.0.1:8090{WEBHOOK_PATH}' \\
       --users 16 --workers 2 --run-time 5m
   d1sim load bulk-file --target "$HOOK" --workers 4 --print    # the lines to run on each machine
 """

@@ -27,13 +27,14 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import MasterRunner, WorkerRunner
 
+from d1sim.contracts.protocol import WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import load_bundled, load_scenario_file
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.cli.options import SIGN_ENV, build_auth
 from d1sim.simulator.delivery.auth import Auth, Signer
 from d1sim.simulator.load.lanes import LanePlan
 
-WEBHOOK = "/notifications/d1/v2/issuers/{issuerId}/cards"
+WEBHOOK = WEBHOOK_PATH
 RETRIED = {408, 425, 429, 500, 502, 503, 504}
 
 

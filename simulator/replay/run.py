@@ -22,7 +22,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from d1sim.contracts.lifecycle.convergence import compare_state
+from d1sim.contracts.lifecycle.matching import compare_state
 from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE, settle
 from d1sim.contracts.scenario.expansion import CardExpectation, card_expectations, planned_deliveries
 from d1sim.contracts.scenario.loading import Scenario, load_bundled, load_scenario_file

@@ -7,7 +7,8 @@ import copy
 from hypothesis import given
 from hypothesis import strategies as st
 
-from d1sim.contracts.lifecycle.convergence import CardState, compare_state, converge
+from d1sim.contracts.lifecycle.convergence import CardState, converge
+from d1sim.contracts.lifecycle.matching import compare_state
 from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.payloads.factory import PayloadFactory
 

@@ -37,6 +37,12 @@ UNSEEDED_UUIDS = {"uuid1", "uuid4"}
 CACHES = {"cache", "lru_cache"}
 # Caches that memoize pure values by their arguments (no data, no model): allowed by name.
 PURE_MEMOS = {"strategies/values.py": frozenset({"between"})}
+# The real clock as the *default* of a parameter that injects it (tests pass a fake one):
+# allowed by module and by the exact offence, so any other clock use there still fails.
+INJECTED_CLOCKS = {
+    "checks/model.py": {"imports time (the clock)"},
+    "lifecycle/settling.py": {"imports time (the clock)", "calls datetime.now() (the clock)"},
+}
 
 
 def _imported(node: ast.AST) -> list[str]:
@@ -116,8 +122,10 @@ def test_core_is_pure() -> None:
     offenders = {}
     for module in modules:
         name = module.relative_to(CORE).as_posix()
-        offenders[name] = impurities(module.read_text(encoding="utf-8"), loader=name == LOADER,
-                                     memos=PURE_MEMOS.get(name, frozenset()))
+        found = impurities(module.read_text(encoding="utf-8"), loader=name == LOADER,
+                           memos=PURE_MEMOS.get(name, frozenset()))
+        allowed = INJECTED_CLOCKS.get(name, set())
+        offenders[name] = [f for f in found if f.split(": ", 1)[1] not in allowed]
     assert {m: bad for m, bad in offenders.items() if bad} == {}
 
 

@@ -9,7 +9,7 @@ failing example says which feature broke the receiver.
 Example::
 
     from hypothesis import given
-    from d1sim.contracts.strategies.contract_space import featured_batches
+    from d1sim.contracts.strategies.features import featured_batches
 
     @given(featured_batches(2, 10))
     def test_receiver_accepts_anything_valid(drawn):
@@ -31,6 +31,7 @@ from d1sim.contracts.lifecycle import load_lifecycle
 from d1sim.contracts.notification.documents import load_document
 from d1sim.contracts.payloads.factory import minimal_operation
 from d1sim.contracts.strategies.extensions import operations_with_unknown_status, with_unknown_fields
+from d1sim.contracts.strategies.histories import lifecycles
 from d1sim.contracts.strategies.payloads import notifications
 from d1sim.contracts.strategies.values import between, draw_card_id, operation_ids
 
@@ -59,8 +60,10 @@ _FORMS: dict[str, Callable[[datetime], str]] = {
 _TIME_FIELDS = {"operation": ("startTime", "endTime"),
                 "shipment": ("estimatedDeliveryDate", "lastUpdatedAt"),
                 "lastCheckpoint": ("checkpointTime",)}
-_KINDS = [k for k in load_document("operation.schema.json")["properties"]["operation"]["anyOf"][0]["enum"]
-          if k != "PRODUCE"]
+def _other_kinds() -> list[str]:
+    """The published operation kinds other than PRODUCE (read on first use, not at import)."""
+    enum = load_document("operation.schema.json")["properties"]["operation"]["anyOf"][0]["enum"]
+    return [k for k in enum if k != "PRODUCE"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +100,17 @@ def _rewrite_times(operations: list[Operation], rewrite: Callable[[datetime], st
             for name in names:
                 if isinstance(holder.get(name), str):
                     holder[name] = rewrite(_instant(holder[name]))
+        _due_date_as_date_time(op, rewrite)
     return result
+
+
+def _due_date_as_date_time(op: Operation, rewrite: Callable[[datetime], str]) -> None:
+    """``details.dueDate`` as a date-time of the same day (the contract takes a date or a date-time)."""
+    details = op.get("details")
+    due = details.get("dueDate") if isinstance(details, dict) else None
+    if isinstance(due, str) and len(due) == 10:
+        # Noon UTC stays on the same calendar day in every offset the forms use (+02:00, -05:30).
+        details["dueDate"] = rewrite(datetime.fromisoformat(f"{due}T12:00:00+00:00"))
 
 
 def reformat_times(body: dict[str, Any], form: str) -> dict[str, Any]:
@@ -108,7 +121,7 @@ def reformat_times(body: dict[str, Any], form: str) -> dict[str, Any]:
 @st.composite
 def _other_kind(draw: DrawFn, start: str) -> Operation:
     status = draw(st.sampled_from(["PENDING", "SUCCESSFUL", "FAILED"]))
-    op: Operation = {"operationId": draw(operation_ids), "operation": draw(st.sampled_from(_KINDS)),
+    op: Operation = {"operationId": draw(operation_ids), "operation": draw(st.sampled_from(_other_kinds())),
                      "status": status, "startTime": start, "cardId": draw_card_id(draw)}
     if status != "PENDING":
         op["endTime"] = start
@@ -198,8 +211,6 @@ def reorders() -> SearchStrategy[list[Operation]]:
     """One card ordered twice: a first order that failed (DATA_EXCEPTION) or was cancelled,
     then a re-order with a later ``startTime``, both lifecycles in true order, one after the other.
     """
-    from d1sim.contracts.strategies.histories import lifecycles
-
     model = load_lifecycle()
     failed = sorted({p for p in model.paths()
                      if model.operation_status(p[-1]) == "FAILED"}, key=lambda p: (len(p), p))

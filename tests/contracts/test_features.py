@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from d1sim.contracts.lifecycle.convergence import converge
 from d1sim.contracts.lifecycle.matching import parse_instant
 from d1sim.contracts.notification.validation import validate_notification
-from d1sim.contracts.strategies.contract_space import (
+from d1sim.contracts.strategies.features import (
     FEATURES,
     TIMESTAMP_FORMS,
     Featured,
