@@ -32,10 +32,10 @@ from d1sim.contracts.scenario.loading import load_bundled, load_scenario_file
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.cli.options import SIGN_ENV, build_auth
 from d1sim.simulator.delivery.auth import Auth, Signer
+from d1sim.simulator.delivery.retry import Outcome, classify
 from d1sim.simulator.load.lanes import LanePlan
 
 WEBHOOK = WEBHOOK_PATH
-RETRIED = {408, 425, 429, 500, 502, 503, 504}
 
 
 @events.init_command_line_parser.add_listener
@@ -119,8 +119,8 @@ class D1Notifications(FastHttpUser):
                     return
                 response.failure(f"answered {status or 'nothing'}")
             refresh = status == 401 and sending.auth.on_unauthorized(headers.get("Authorization"))
-            if not (refresh or status in RETRIED or status == 0):
-                return  # a final answer: D1 does not retry it either
+            if not (refresh or classify(status or None) is Outcome.RETRY):
+                return  # a final answer: D1 does not retry it either (the one retry rule)
 
     def _finish(self, sending: _Sending) -> None:
         """This worker has nothing left to send: stop it once no lane is in flight."""
