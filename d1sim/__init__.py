@@ -9,12 +9,18 @@ build time (``hatch_build.py``):
 """
 
 import os as _os
-from importlib import metadata as _metadata
 
-try:
-    __version__ = _metadata.version("d1sim")
-except _metadata.PackageNotFoundError:  # a bare checkout that was never installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    # The version is read from the installed metadata on first use: importing d1sim stays cheap.
+    if name != "__version__":
+        raise AttributeError(f"module 'd1sim' has no attribute {name!r}")
+    from importlib import metadata
+
+    try:
+        return metadata.version("d1sim")
+    except metadata.PackageNotFoundError:  # a bare checkout that was never installed
+        return "0+unknown"
 
 # In a checkout (editable install) the rooms sit beside this folder, not inside it: look there.
 _here = _os.path.dirname(__file__)

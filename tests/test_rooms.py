@@ -16,6 +16,8 @@ LAZY = {
     "d1sim.simulator.check.plugin",
     # create_app needs no server; waitress is loaded only by the helper that serves it.
     "d1sim.simulator.receiver.app",
+    # build_auth pulls in httpx, which `d1sim validate` never needs.
+    "d1sim.simulator.cli.options",
     # --db is optional: the UI's result tables load only when a verdict is recorded.
     "d1sim.simulator.cli.check",
     "d1sim.simulator.cli.demo",

@@ -7,7 +7,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from d1sim import __version__
+import d1sim
 from d1sim.simulator.cli.unknown_options import reject_unknown
 from d1sim.simulator.errors import EXIT_USAGE, UsageError
 
@@ -40,7 +40,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         prog="d1sim",
         description="Contract, simulator and conformance checker for Thales D1 PRODUCE webhooks.",
     )
-    parser.add_argument("--version", action="version", version=f"d1sim {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show d1sim's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     first = next((word for word in argv if not word.startswith("-")), None)
     if first is None and "--version" in argv:
@@ -48,6 +48,14 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     for name in (COMMANDS[first],) if first in COMMANDS else COMMAND_MODULES:
         importlib.import_module(name).add_parser(sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed metadata is read only when asked (start-up stays cheap)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        print(f"d1sim {d1sim.__version__}")  # on stdout, as argparse's own version action does
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from d1sim.simulator.delivery.auth import Auth, NoAuth, OAuth2ClientCredentials, StaticBearer
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:  # the auth module pulls in httpx, which `d1sim validate` does without
@@ -45,6 +44,8 @@ def add_auth_options(parser: argparse.ArgumentParser) -> None:
 
 def build_auth(args: argparse.Namespace) -> Auth:
     """The auth mode D1 uses for this receiver, from the options."""
+    from d1sim.simulator.delivery.auth import NoAuth, OAuth2ClientCredentials, StaticBearer  # httpx: only here
+
 
     # The environment is read here, not as an option default, so that it is read at run time.
     if args.oauth_token_url:
