@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,8 +66,37 @@ def settle(
     return Settled(problem, round(clock() - started, 3), MAX_POLLS)
 
 
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` value asks for (delta-seconds or HTTP-date); None if unusable.
+
+    ``now`` is the current Unix time, to turn an HTTP-date into a delay. The one parser of the
+    header: D1's sender (``d1sim.simulator.delivery.retry``) and the checker's trials use it.
+
+    Example::
+
+        >>> parse_retry_after("2", 0.0), parse_retry_after("soon", 0.0), parse_retry_after("nan", 0.0)
+        (2.0, None, None)
+    """
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # "-0000" means UTC too
+        moment = moment.replace(tzinfo=UTC)
+    return max(moment.timestamp() - now, 0.0)
+
+
 def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> float | None:
-    """The seconds a ``Retry-After`` header asks for (delta-seconds or HTTP-date), else None.
+    """The seconds the ``Retry-After`` header of ``headers`` asks for, else None.
 
     Example::
 
@@ -74,18 +104,7 @@ def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> floa
         (2.0, None)
     """
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if value is None:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
+    return parse_retry_after(value, (now or datetime.now(UTC)).timestamp())
 
 
 def backoff(attempt: int, asked: float | None) -> float:

@@ -22,10 +22,10 @@ import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from d1sim.contracts.lifecycle.settling import parse_retry_after  # the one Retry-After parser
 from d1sim.simulator.errors import UsageError
 
 if TYPE_CHECKING:
@@ -127,26 +127,6 @@ def judge(
         return Verdict("pending", attempt, policy.delay(tried + 1, rng, asked))
     delivered = outcome in (Outcome.DELIVERED, Outcome.WARNING)
     return Verdict("delivered" if delivered else "dead", attempt)
-
-
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """Seconds asked by a ``Retry-After`` header (delta seconds or HTTP date); None if unusable.
-
-    ``now`` is the current Unix time, used to turn an HTTP date into a delay.
-    """
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return max(seconds, 0.0) if math.isfinite(seconds) else None
-    try:
-        return max(parsedate_to_datetime(value).timestamp() - now, 0.0)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
 
 
 class Schedule:
