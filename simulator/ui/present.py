@@ -20,9 +20,9 @@ from typing import Any
 
 import orjson
 
+from d1sim.simulator.redaction import MASK  # one mask for every credential d1sim shows
 from d1sim.simulator.ui.results import rfc3339
 
-MASK = "***"
 EXCERPT = 500
 
 
