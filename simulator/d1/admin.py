@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from flask import Flask, Request, Response, request
 
+from d1sim.contracts.payloads.factory import format_time
 from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
 from d1sim.contracts.scenario.expansion import planned_deliveries
@@ -79,7 +80,8 @@ def issuer_or_404(server: D1Server, issuer_id: str) -> IssuerSettings:
 
 
 def virtual_iso(moment: float) -> str:
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A Unix time as RFC 3339 with milliseconds and ``Z``, written as D1 writes its times."""
+    return format_time(datetime.fromtimestamp(moment, UTC))
 
 
 class Admin:

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from d1sim.contracts.checks import CheckOutcome
+from d1sim.contracts.payloads.factory import format_time
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.reports.check import format_failure
 
@@ -44,9 +45,7 @@ _COLUMNS = ("id", "session", "recorded", "command", "target", "seed", "check_id"
 
 def rfc3339(moment: datetime | float) -> str:
     """``2026-11-29T09:53:38.123Z``: the one way the UI and the admin API write a time."""
-    if not isinstance(moment, datetime):
-        moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return format_time(moment if isinstance(moment, datetime) else datetime.fromtimestamp(moment, UTC))
 
 
 def record_outcomes(
