@@ -97,11 +97,11 @@ def mask_attempt(attempt: T, secrets: Iterable[str | None] = ()) -> T:
     """An outbox ``Attempt`` with its response excerpt and error masked."""
     known = tuple(secrets)
     response, error = attempt.response, attempt.error  # type: ignore[attr-defined]
-    return replace(  # type: ignore[type-var]
-        attempt,
-        response=mask_bytes(response, known),
-        error=mask_text(error, known) if error else error,
-    )
+    masked_response = mask_bytes(response, known)
+    masked_error = mask_text(error, known) if error else error
+    if masked_response is response and masked_error == error:
+        return attempt  # nothing to mask: no copy (the sender's hot path)
+    return replace(attempt, response=masked_response, error=masked_error)  # type: ignore[type-var]
 
 
 def sender_secrets(config: Any) -> tuple[str, ...]:

@@ -1,10 +1,13 @@
-"""The sender's scheduler: one run's owed deliveries through worker threads, in order, on time.
+"""The sender's scheduler: one run's owed deliveries through the workers, in order, on time.
 
-``concurrency`` worker threads only do HTTP (:class:`d1sim.simulator.delivery.sender.Poster`). The
-calling thread schedules (a key's deliveries one at a time in order, ``due`` under the time
-scale, backoff) and is the outbox's single writer: it commits answers in groups, so SQLite
-never makes the workers wait, and a key's next delivery goes only once the previous answer is
-committed. :func:`d1sim.simulator.delivery.engine.deliver_run` is the entry point.
+The workers only do HTTP: libcurl's multi interface in this thread
+(:class:`d1sim.simulator.delivery.libcurl.CurlWorkers`, the default for real targets), or
+``concurrency`` threads over one ``httpx.Client`` (:class:`ThreadWorkers`, for an injected
+client such as ``httpx.MockTransport``). The calling thread schedules (a key's deliveries one at
+a time in order, ``due`` under the time scale, backoff) and is the outbox's single writer: it
+commits answers in groups, so SQLite never makes the workers wait, and a key's next delivery
+goes only once the previous answer is committed. :func:`d1sim.simulator.delivery.engine.deliver_run`
+is the entry point.
 """
 
 from __future__ import annotations
@@ -15,8 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-
-import httpx
+from typing import Protocol
 
 from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
 from d1sim.simulator.delivery.retry import Schedule, judge
@@ -31,6 +33,9 @@ FLUSH_ROWS, FLUSH_AGE = 256, 0.2
 # Ready deliveries handed out per worker: one in hand and one queued, so that no worker idles
 # while this thread records an answer (only a key's head is ever handed out: order holds).
 PER_WORKER = 2
+# How long the driver waits before asking a stream that had nothing yet (a plan still being made).
+STARVED_WAIT = 0.005
+_END = object()
 
 
 class TargetUnreachable(UsageError):
@@ -38,9 +43,73 @@ class TargetUnreachable(UsageError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Answered:
+class Answered:
+    """A delivery and the answer its attempt came back with."""
+
     item: StoredDelivery
     answer: Answer
+
+
+class Workers(Protocol):
+    """What the driver hands attempts to: ``slots`` of them may be in hand at once."""
+
+    slots: int
+
+    def start(self) -> None: ...
+
+    def submit(self, item: StoredDelivery) -> None: ...
+
+    def collect(self, timeout: float | None) -> list[Answered]:
+        """Answers that are in; wait up to ``timeout`` seconds (None: until one is) for one."""
+        ...
+
+    def stop(self) -> None:
+        """Withdraw what has not been sent (it stays owed) and end the attempts in hand."""
+        ...
+
+
+class ThreadWorkers:
+    """``concurrency`` threads, each making attempts with one shared :class:`Poster`."""
+
+    def __init__(self, poster: Poster, concurrency: int, timeout: float) -> None:
+        self.poster, self.timeout = poster, timeout
+        self.slots = concurrency * PER_WORKER
+        self.jobs: queue.SimpleQueue[StoredDelivery | None] = queue.SimpleQueue()
+        self.answers: queue.SimpleQueue[Answered] = queue.SimpleQueue()
+        self.threads = [threading.Thread(target=self._work, daemon=True, name=f"d1sim-sender-{n}")
+                        for n in range(concurrency)]
+
+    def start(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, item: StoredDelivery) -> None:
+        self.jobs.put(item)
+
+    def collect(self, timeout: float | None) -> list[Answered]:
+        try:
+            batch = [self.answers.get(timeout=timeout)]
+        except queue.Empty:
+            return []
+        while not self.answers.empty():
+            batch.append(self.answers.get_nowait())
+        return batch
+
+    def stop(self) -> None:
+        while not self.jobs.empty():
+            self.jobs.get_nowait()
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join(self.timeout * 2 + 1)  # a refreshed POST may take two timeouts
+
+    def _work(self) -> None:
+        while (item := self.jobs.get()) is not None:
+            try:
+                answer = self.poster.attempt(item)
+            except BaseException as exc:  # reported to the driver, which stops the run
+                answer = Answer(Attempt(time.time(), None, 0.0), failure=exc)
+            self.answers.put(Answered(item, answer))
 
 
 @dataclass(slots=True)
@@ -79,7 +148,7 @@ class Driver:
         self,
         outbox: Outbox,
         config: SenderConfig,
-        client: httpx.Client,
+        workers: Workers,
         *,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
@@ -87,14 +156,12 @@ class Driver:
         time_scale: float,
         progress: Progress | None,
     ) -> None:
-        self.outbox, self.config, self.poster = outbox, config, Poster(config, client)
+        self.outbox, self.config, self.workers = outbox, config, workers
         self.clock, self.sleep, self.rng, self.progress = clock, sleep, rng, progress
         self.time_scale = time_scale
         self.schedule = Schedule(self._ready_at)
-        self.jobs: queue.SimpleQueue[StoredDelivery | None] = queue.SimpleQueue()
-        self.answers: queue.SimpleQueue[_Answered] = queue.SimpleQueue()
         self.in_flight = 0  # handed to the workers, answer not recorded yet
-        self.slots = config.concurrency * PER_WORKER
+        self.slots = workers.slots
         self.summary = DeliverySummary()
         self.reached = False  # some attempt of this call got an HTTP answer
         # Recorded but not committed yet; settled heads release their keys only once committed.
@@ -106,57 +173,40 @@ class Driver:
         self.epoch = time.time() - self.start  # clock reading + epoch = Unix time
         self.origin: float | None = None  # the virtual time ``start`` stands for
 
-    def run(self, owed: Iterator[StoredDelivery], resume: bool) -> DeliverySummary:
+    def run(self, owed: Iterator[StoredDelivery | None], resume: bool) -> DeliverySummary:
         """Send everything ``owed`` yields; a resumed run's virtual time starts at its first due."""
         self.origin = None if resume else 0.0
-        workers = [
-            threading.Thread(target=self._work, daemon=True, name=f"d1sim-sender-{n}")
-            for n in range(self.config.concurrency)
-        ]
-        for worker in workers:
-            worker.start()
+        self.workers.start()
         try:
             self._loop(owed)
         except KeyboardInterrupt:
             self._flush()  # an interrupt is no crash: keep the answers already received
             raise
         finally:
-            self._stop(workers)
+            self.workers.stop()  # what was not sent stays owed
         self.summary.elapsed = self.clock() - self.start
         return self.summary
 
-    def _stop(self, workers: list[threading.Thread]) -> None:
-        """Withdraw queued jobs (they stay owed), then end the workers after their POST."""
-        while not self.jobs.empty():
-            self.jobs.get_nowait()
-        for _ in workers:
-            self.jobs.put(None)
-        for worker in workers:
-            worker.join(self.config.timeout * 2 + 1)  # a refreshed POST may take two timeouts
-
-    def _work(self) -> None:
-        while (item := self.jobs.get()) is not None:
-            try:
-                answer = self.poster.attempt(item)
-            except BaseException as exc:  # reported to the driver, which stops the run
-                answer = Answer(Attempt(time.time(), None, 0.0), failure=exc)
-            self.answers.put(_Answered(item, answer))
-
-    def _loop(self, owed: Iterator[StoredDelivery]) -> None:
+    def _loop(self, owed: Iterator[StoredDelivery | None]) -> None:
         exhausted = False
         while True:
+            starved = False  # the stream has nothing yet but more to come (planning goes on)
             while not exhausted and self.schedule.held < WINDOW:
-                item = next(owed, None)
-                exhausted = item is None
-                if item is not None:
-                    self.schedule.add(item)
+                item = next(owed, _END)
+                if item is None:
+                    starved = True
+                    break
+                if item is _END:
+                    exhausted = True
+                else:
+                    self.schedule.add(item)  # type: ignore[arg-type]
             self._dispatch()
             if self.rows and self.in_flight < self.slots:
                 self._flush()  # a worker is idle: committing may release waiting deliveries
                 continue
             if exhausted and self.schedule.held == 0:
                 return
-            self._record(self._wait())
+            self._record(self._wait(starved))
 
     def _ready_at(self, item: StoredDelivery) -> float:
         ready = self.start
@@ -174,13 +224,15 @@ class Driver:
             item = self.schedule.pop_ready(now)
             if item is None:
                 return
-            self.jobs.put(item)
+            self.workers.submit(item)
             self.in_flight += 1
 
-    def _wait(self) -> list[_Answered]:
+    def _wait(self, starved: bool = False) -> list[Answered]:
         """Block until answers arrive or the next delivery is due; sleep only when idle."""
         wake = self.schedule.next_time()
         delay = None if wake is None else max(wake - self.clock(), 0.0)
+        if starved:  # look at the stream again soon
+            delay = STARVED_WAIT if delay is None else min(delay, STARVED_WAIT)
         if self.in_flight == 0:
             if delay:
                 self.sleep(delay)
@@ -189,15 +241,9 @@ class Driver:
         timeout = delay if self.in_flight < self.slots else None
         if self.rows:  # slow answers must not hold recorded ones back for long
             timeout = FLUSH_AGE if timeout is None else min(timeout, FLUSH_AGE)
-        try:
-            batch = [self.answers.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while not self.answers.empty():
-            batch.append(self.answers.get_nowait())
-        return batch
+        return self.workers.collect(timeout)
 
-    def _record(self, batch: list[_Answered]) -> None:
+    def _record(self, batch: list[Answered]) -> None:
         """Settle answers in memory; commit when enough are waiting, or they wait too long."""
         if batch and not self.rows:
             self.oldest = time.perf_counter()  # real time: it bounds real commit latency
@@ -212,7 +258,7 @@ class Driver:
         if failures:
             raise failures[0]
 
-    def _unreachable(self, answered: _Answered) -> _Answered:
+    def _unreachable(self, answered: Answered) -> Answered:
         """A refused connection before any answer stops the run (unless told to keep trying)."""
         answer = answered.answer
         if answer.attempt.status_code is not None:
@@ -223,7 +269,7 @@ class Driver:
                 "receiver running and listening there? Nothing was lost: run the same command again "
                 "to resume, or add --keep-retrying-unreachable to keep retrying as D1 would"
             )
-            return _Answered(answered.item, replace(answer, failure=failure))
+            return Answered(answered.item, replace(answer, failure=failure))
         return answered
 
     def _flush(self) -> None:

@@ -1,6 +1,8 @@
 """The sender: POSTs a run's owed deliveries to the receiver with D1's auth, retries and order.
 
-``concurrency`` worker threads only do HTTP over one connection-reusing ``httpx.Client``. The
+The HTTP work runs in libcurl's multi interface (``concurrency`` keep-alive connections, see
+:mod:`d1sim.simulator.delivery.libcurl`); with an injected ``httpx.Client`` (an in-process
+transport in tests) it runs in ``concurrency`` worker threads over that client instead. The
 calling thread schedules (a key's deliveries one at a time in order, ``due`` under the time
 scale, backoff) and is the outbox's single writer: it commits answers in groups, so SQLite
 never makes the workers wait, and a key's next delivery goes only once the previous answer is
@@ -31,8 +33,11 @@ from d1sim.simulator.delivery.driver import (  # re-exported: what a call report
     Driver,
     Progress,
     TargetUnreachable,
+    ThreadWorkers,
+    Workers,
 )
 from d1sim.simulator.delivery.lease import LEASE_SECONDS, RunLease
+from d1sim.simulator.delivery.libcurl import CurlWorkers
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.delivery.sender import (  # re-exported: the sender's settings and client live there
     DEFAULT_ISSUER_ID,
@@ -69,6 +74,7 @@ def deliver_run(
     time_scale: float = 0.0,
     progress: Progress | None = None,
     lease_ttl: float = LEASE_SECONDS,
+    owed: Callable[[], Iterator[StoredDelivery | None]] | None = None,
 ) -> DeliverySummary:
     """Deliver everything the outbox still owes for ``run_id``; safe to call again after a kill.
 
@@ -79,15 +85,25 @@ def deliver_run(
     while another live sender holds the run (see :mod:`d1sim.simulator.delivery.lease`), TargetUnreachable
     when no connection can be made before any answer, and AuthError when the token endpoint
     fails (the run stays resumable).
+
+    ``owed``, called once the run is held, streams what to send instead of the outbox's
+    pending deliveries: a run still being planned is sent while its plan is stored (see
+    :mod:`d1sim.simulator.replay.planning`); a ``None`` in the stream means "more later".
     """
     run = outbox.run(run_id)
-    if run is None or run.status == "planning":
+    if run is None or (run.status == "planning" and owed is None):
         raise UsageError(f"run {run_id} does not exist or was not completely planned")
     if time_scale < 0:
         raise UsageError(f"time scale must be >= 0, not {time_scale}")
     with RunLease(outbox, run_id, ttl=lease_ttl):  # one sender per run: RunBusy if another holds it
-        return _drive(outbox, config, client, outbox.owed(run_id), run.status != "ready",
-                      _Pace(clock, sleep, rng, time_scale, progress))
+        stream = owed() if owed is not None else outbox.owed(run_id)
+        try:
+            return _drive(outbox, config, client, stream, run.status not in ("ready", "planning"),
+                          _Pace(clock, sleep, rng, time_scale, progress))
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()  # a planner still at work stops
 
 
 def resend(
@@ -121,9 +137,17 @@ class _Pace:
     progress: Progress | None
 
 
+def _workers(config: SenderConfig, http: httpx.Client, injected: bool) -> Workers:
+    """libcurl for a real target; threads over the client when one was injected (tests)."""
+    poster = Poster(config, http)  # builds the headers; its client fetches OAuth2 tokens
+    if injected:
+        return ThreadWorkers(poster, config.concurrency, config.timeout)
+    return CurlWorkers(config, poster)
+
+
 def _drive(outbox: Outbox, config: SenderConfig, client: httpx.Client | None,
-           owed: Iterator[StoredDelivery], resume: bool, pace: _Pace) -> DeliverySummary:
+           owed: Iterator[StoredDelivery | None], resume: bool, pace: _Pace) -> DeliverySummary:
     with _client_for(config, client) as http:
-        driver = Driver(outbox, config, http, clock=pace.clock, sleep=pace.sleep,
+        driver = Driver(outbox, config, _workers(config, http, client is not None), clock=pace.clock, sleep=pace.sleep,
                          rng=pace.rng or random.Random(), time_scale=pace.time_scale, progress=pace.progress)
         return driver.run(owed, resume=resume)

@@ -9,6 +9,9 @@ Example::
 
     with RunLease(outbox, run_id):  # raises RunBusy while another sender holds the run
         ...  # send; the run is "running", then "done" (or "interrupted" on an exception)
+
+A run still being planned while it is sent keeps the status ``planning`` until its plan is
+complete, so that a run interrupted then is resumed by planning the rest.
 """
 
 from __future__ import annotations
@@ -103,7 +106,8 @@ class RunLease:
                 )
             db.execute(
                 "UPDATE runs SET lease_owner = ?, lease_expires = ?, "
-                "status = CASE WHEN ? THEN 'running' ELSE status END WHERE id = ?",
+                "status = CASE WHEN ? AND status != 'planning' THEN 'running' ELSE status END "
+                "WHERE id = ?",
                 (self.owner, now + self.ttl, int(self.marks), self.run_id),
             )
 
@@ -118,8 +122,8 @@ class RunLease:
     def release(self, status: str | None) -> None:
         """Give the run up with its final status (``done``, ``interrupted``; None: unchanged)."""
         self.outbox.db.execute(
-            "UPDATE runs SET lease_owner = NULL, lease_expires = NULL, status = COALESCE(?, status) "
-            "WHERE id = ? AND lease_owner = ?",
+            "UPDATE runs SET lease_owner = NULL, lease_expires = NULL, status = CASE WHEN "
+            "status = 'planning' THEN status ELSE COALESCE(?, status) END WHERE id = ? AND lease_owner = ?",
             (status, self.run_id, self.owner),
         )
 

@@ -158,23 +158,57 @@ class Outbox:
 
     # -- deliveries ---------------------------------------------------------------------------
 
-    def add_deliveries(self, run_id: str, deliveries: Iterable[Delivery], batch: int = 1000) -> int:
+    def add_deliveries(self, run_id: str, deliveries: Iterable[Delivery], batch: int = 1000,
+                       *, complete: bool = True) -> int:
         """Store planned deliveries in chunked transactions; the run becomes ``ready`` at the end.
 
-        A run killed while planning stays ``planning`` and is never resumed half-planned.
+        ``complete=False`` stores one part of a plan that goes on (see :meth:`finish_planning`).
+        A run killed while planning stays ``planning``; what it stored is kept.
         """
         count, stream = 0, iter(deliveries)
         while chunk := list(islice(stream, batch)):
-            rows = [
-                (run_id, d.seq, d.due, d.key, d.body, orjson.dumps(d.card_ids).decode(),
-                 orjson.dumps(d.statuses).decode(), d.correlation_id, d.scenario, d.fault)
-                for d in chunk
-            ]
             with self.transaction():
-                self.db.executemany(_INSERT_DELIVERY, rows)
-            count += len(rows)
-        self.set_run_status(run_id, "ready")
+                self._insert_deliveries(run_id, chunk)
+            count += len(chunk)
+        if complete:
+            self.finish_planning(run_id)
         return count
+
+    def store_planned(self, run_id: str, deliveries: list[Delivery]) -> list[StoredDelivery]:
+        """Store one part of a plan that goes on, in one commit; returned as stored, with ids."""
+        if not deliveries:
+            return []
+        with self.transaction():
+            self._insert_deliveries(run_id, deliveries)
+            ids = dict(self.db.fetchall(
+                "SELECT seq, id FROM deliveries WHERE run_id = ? AND seq BETWEEN ? AND ?",
+                (run_id, deliveries[0].seq, deliveries[-1].seq)))
+        return [StoredDelivery(ids[d.seq], run_id, d) for d in deliveries]
+
+    def _insert_deliveries(self, run_id: str, deliveries: list[Delivery]) -> None:
+        self.db.executemany(_INSERT_DELIVERY, [
+            (run_id, d.seq, d.due, d.key, d.body, orjson.dumps(d.card_ids).decode(),
+             orjson.dumps(d.statuses).decode(), d.correlation_id, d.scenario, d.fault)
+            for d in deliveries
+        ])
+
+    def finish_planning(self, run_id: str) -> None:
+        """Every delivery of the run is stored: ``ready``, or ``running`` if a sender holds it."""
+        self.db.execute(
+            "UPDATE runs SET status = CASE WHEN lease_owner IS NULL THEN 'ready' ELSE 'running' END "
+            "WHERE id = ? AND status = 'planning'", (run_id,))
+
+    def last_planned(self, run_id: str) -> int:
+        """The highest ``seq`` stored for the run (-1: none): a plan resumes after it."""
+        row = self.db.fetchone("SELECT MAX(seq) FROM deliveries WHERE run_id = ?", (run_id,))
+        return -1 if row is None or row[0] is None else int(row[0])
+
+    def owed_after(self, run_id: str, seq: int, limit: int = 1000) -> list[StoredDelivery]:
+        """Pending deliveries with a ``seq`` above ``seq``, in planning order, at most ``limit``."""
+        rows = self.db.fetchall(
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ? AND seq > ? "
+            "AND state = 'pending' ORDER BY seq LIMIT ?", (run_id, seq, limit))
+        return [StoredDelivery.from_row(row) for row in rows]
 
     def owed(
         self,

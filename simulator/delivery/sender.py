@@ -174,12 +174,12 @@ class Poster:
         return Answer(attempt, retry_after, failure, refused)
 
     def _post(self, item: StoredDelivery) -> _Reply:
-        headers = self._headers(item)
+        headers = self.headers(item)
         reply = self._exchange(item, headers)
         auth = self.config.auth
         if reply.status != 401 or not auth.on_unauthorized(headers.get("Authorization")):
             return reply
-        again = self._exchange(item, self._headers(item))
+        again = self._exchange(item, self.headers(item))
         note = "401 answered: token fetched again and the POST repeated once"
         return _Reply(again.status, again.retry_after, again.body, _joined(note, again.warning))
 
@@ -196,7 +196,7 @@ class Poster:
             warning = f"answer body over {BODY_CAP // 1024} KiB: the rest was not read" if over else None
             return _Reply(response.status_code, response.headers.get("retry-after"), bytes(body), warning)
 
-    def _headers(self, item: StoredDelivery) -> dict[str, str]:
+    def headers(self, item: StoredDelivery) -> dict[str, str]:
         headers = {
             "Content-Type": "application/json",
             "Accept-Encoding": "identity",  # the body is read raw, up to a cap

@@ -28,14 +28,18 @@ class ProgressBars:
                                  console=console, disable=not self.enabled)
         if self.enabled:
             self.progress.start()
-        self.settled = self.owed = 0
+        self.settled = 0
+        self.owed: int | None = 0  # None once a scenario's total is not known (still planning)
         self.ticker = (Ticker("d1sim replay", lambda: self.settled, "deliveries settled", interval=interval,
                               total=lambda: self.owed).__enter__() if enabled and not self.enabled else None)
 
-    def for_scenario(self, ref: ScenarioRef, owed: int) -> Any:
-        """A callback for the sender that advances this scenario's bar once per settled delivery."""
+    def for_scenario(self, ref: ScenarioRef, owed: int | None) -> Any:
+        """A callback for the sender that advances this scenario's bar once per settled delivery.
+
+        ``owed`` is None while the scenario is still being planned (its bar has no total yet).
+        """
         if self.ticker is not None:
-            self.owed += owed
+            self.owed = self.owed + owed if owed is not None and self.owed is not None else None
             return self._count
         if not self.enabled:
             return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
@@ -27,10 +27,11 @@ from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE, settle
 from d1sim.contracts.scenario.expansion import CardExpectation, card_expectations, planned_deliveries
 from d1sim.contracts.scenario.loading import Scenario, load_bundled, load_scenario_file
 from d1sim.contracts.scenario.source import ScenarioError
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.engine import DeliverySummary, Progress, SenderConfig, deliver_run
 from d1sim.simulator.delivery.outbox import Outbox, Run
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.replay.planning import prefetched
+from d1sim.simulator.replay.planning import can_stream, prefetched, remaining, streamed
 from d1sim.simulator.reports.results import CaseResult
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -116,7 +117,7 @@ class Replayer:
 
     def __init__(self, outbox: Outbox, config: SenderConfig, *, seed: int | None = None,
                  time_scale: float = 0.0, probe: Probe | None = None,
-                 progress: Callable[[ScenarioRef, int], Progress | None] | None = None,
+                 progress: Callable[[ScenarioRef, int | None], Progress | None] | None = None,
                  client: Any = None, issuer_id: str | None = None,
                  settle: float = DEFAULT_SETTLE) -> None:
         self.outbox, self.config, self.seed, self.issuer_id = outbox, config, seed, issuer_id
@@ -163,27 +164,34 @@ class Replayer:
     def _run_one(self, ref: ScenarioRef, fp: str, earlier: Run | None,
                  suite: dict[str, str]) -> ScenarioResult:
         started = time.monotonic()
-        resumed = earlier is not None and earlier.status != "planning"
-        run_id = earlier.id if resumed and earlier else self._plan(ref, fp, suite)
+        run_id = earlier.id if earlier else self._create(ref, fp, suite)
+        planning = self.outbox.run(run_id).status == "planning"  # type: ignore[union-attr]
+        stream = planning and self.time_scale == 0 and can_stream(self.outbox)
+        if planning and not stream:
+            # Expanded one thread ahead of storing: the two overlap (see d1sim.simulator.replay.planning).
+            self.outbox.add_deliveries(run_id, prefetched(remaining(self._plan(ref), self.outbox.last_planned(run_id))))
         summary = None
-        if self.outbox.summary(run_id)["pending"]:
-            progress = self.progress(ref, self.outbox.summary(run_id)["pending"]) if self.progress else None
+        pending = self.outbox.summary(run_id)["pending"]
+        if stream or pending:
+            progress = self.progress(ref, None if stream else pending) if self.progress else None
+            owed = (lambda: streamed(self.outbox, run_id, lambda: self._plan(ref))) if stream else None
             summary = deliver_run(self.outbox, run_id, self.config_for(ref), client=self.client,
-                                  time_scale=self.time_scale, progress=progress)
+                                  time_scale=self.time_scale, progress=progress, owed=owed)
         counts = self.outbox.summary(run_id)
-        result = ScenarioResult(ref, run_id, resumed, counts, summary)
+        result = ScenarioResult(ref, run_id, earlier is not None, counts, summary)
         result.cases = self.evaluate(ref, run_id)
         result.seconds = time.monotonic() - started
         return result
 
-    def _plan(self, ref: ScenarioRef, fp: str, suite: dict[str, str]) -> str:
+    def _create(self, ref: ScenarioRef, fp: str, suite: dict[str, str]) -> str:
         config = self.config_for(ref)
         options = {**config.public_options(), "scenario": ref.ref, "seed": self.seed_of(ref),
                    "time_scale": self.time_scale, "suite": suite}
-        run_id = self.outbox.create_run(ref.scenario.name, config.target, options, fingerprint=fp)
-        # Expanded one thread ahead of storing: the two overlap (see d1sim.simulator.replay.planning).
-        self.outbox.add_deliveries(run_id, prefetched(planned_deliveries(ref.scenario, seed=self.seed_of(ref))))
-        return run_id
+        return self.outbox.create_run(ref.scenario.name, config.target, options, fingerprint=fp)
+
+    def _plan(self, ref: ScenarioRef) -> Iterator[Delivery]:
+        """The scenario's deliveries, in planning (seq) order; deterministic for its seed."""
+        return planned_deliveries(ref.scenario, seed=self.seed_of(ref))
 
     def evaluate(self, ref: ScenarioRef, run_id: str) -> list[CaseResult]:
         """The verdict of each expectation of the scenario on what the outbox holds."""

@@ -110,7 +110,8 @@ def test_the_mock_d1_cancel_follows_the_cancel_column(previous: str) -> None:
     cancel = cancel_operation(last, datetime(2025, 3, 2, tzinfo=UTC), MODEL)
     state = MODEL.states[MODEL.cancel or ""]
     assert cancel["details"]["status"] == state.name and cancel["status"] == state.operation_status
-    assert carried(cancel)["facts"] == state.carries_production_facts(facts_known_before(path + [state.name], len(path)))
+    known = facts_known_before(path + [state.name], len(path))
+    assert carried(cancel)["facts"] == state.carries_production_facts(known)
     assert carried(cancel)["reason"] == state.reason and not carried(cancel)["some error"]
 
 
