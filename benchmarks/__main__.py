@@ -61,8 +61,9 @@ def _n(value: float, unit: str = "/s") -> str:
 
 
 def _sending(f: dict[str, Any]) -> list[Row]:
-    return [(f"`d1sim replay {f['scenario']} --concurrency 8` end to end, POSTs/s",
-             _n(f["d1sim"]), f"wrk -t1 -c8 on nginx 204: {_n(f['wrk'])}", f"{f['ratio']:.4f}")]
+    return [(f"`d1sim replay {r['scenario']} --concurrency 8` end to end ({r['posts']:,} POSTs), POSTs/s",
+             _n(r["d1sim"]), f"wrk -t1 -c8 on nginx 204: {_n(r['wrk'])}", f"{r['ratio']:.4f}")
+            for r in f["runs"]]
 
 
 def _planning(f: dict[str, Any]) -> list[Row]:

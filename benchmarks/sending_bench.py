@@ -4,13 +4,15 @@ The anchor is what this machine's HTTP stack can do: wrk (one thread, 8 connecti
 vendor page's shipment-update body to nginx answering 204 (``benchmarks/anchor.py``). d1sim is
 ``d1sim replay SCENARIO --concurrency 8 --target <nginx>`` as a user runs it, in a fresh process
 with a fresh outbox, timed from start to exit: start-up, planning, sending, recording every
-attempt, judging. wrk and d1sim alternate; the ratio of their medians is the figure.
+attempt, judging. wrk and d1sim alternate; the ratio of their medians is the figure. Two
+workloads by default: ``bulk-file`` (5,000 POSTs of up to ten operations each) and
+``scenarios/one-per-post.yaml`` (50,000 POSTs of one operation, like wrk's body).
 ``--profile`` records one more d1sim run under py-spy and prints where its time went.
 
 Usage::
 
-    python benchmarks/sending_bench.py                          # bulk-file, 3 runs each
-    python benchmarks/sending_bench.py --repeat 1 --profile     # plus a py-spy profile
+    python benchmarks/sending_bench.py                          # both workloads, 3 runs each
+    python benchmarks/sending_bench.py --scenario bulk-file --repeat 1 --profile
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from pathlib import Path
 from anchor import WEBHOOK, Nginx, missing_tools, wrk
 
 from d1sim.contracts.scenario.expansion import planned_deliveries, summarize
-from d1sim.contracts.scenario.loading import load_bundled
 from d1sim.simulator.delivery.engine import SenderConfig, deliver_run
 from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.replay.run import Replayer, resolve_scenarios
 
 CONCURRENCY = 8
+HERE = Path(__file__).resolve().parent
+WORKLOADS = ("bulk-file", str(HERE / "scenarios" / "one-per-post.yaml"))
 NO_ANCHOR = 3  # exit code: the anchor is not installed here (python -m benchmarks skips it)
 
 
@@ -58,14 +61,16 @@ def replay_seconds(scenario: str, url: str, prefix: list[str] | None = None) -> 
 
 def measure(scenario: str, repeat: int, wrk_seconds: float) -> dict[str, float]:
     """Alternate wrk and d1sim ``repeat`` times on one nginx; medians and their ratio."""
-    posts = summarize(planned_deliveries(load_bundled(scenario))).deliveries
+    ref = resolve_scenarios([scenario])[0]
+    posts = summarize(planned_deliveries(ref.scenario)).deliveries
     anchor, ours = [], []
     with Nginx() as nginx:
         for _ in range(repeat):
             anchor.append(wrk(nginx.url + WEBHOOK, seconds=wrk_seconds).requests_per_second)
             ours.append(posts / replay_seconds(scenario, nginx.url))
     wrk_rate, d1sim_rate = statistics.median(anchor), statistics.median(ours)
-    return {"posts": posts, "wrk": wrk_rate, "d1sim": d1sim_rate, "ratio": d1sim_rate / wrk_rate}
+    return {"scenario": ref.scenario.name, "posts": posts, "wrk": wrk_rate, "d1sim": d1sim_rate,
+            "ratio": d1sim_rate / wrk_rate}
 
 
 def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
@@ -80,12 +85,15 @@ def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
 
 # The first matching frame names the part a sample belongs to; checked in this order.
 PARTS = (
-    ("expansion (planning)", r"contracts/(expansion|factory|faults|convergence)\.py"),
-    ("storing planned deliveries", r"add_deliveries"),
-    ("httpx/httpcore request and response", r"httpx/|httpcore/|h11/"),
-    ("worker waiting for a job", r"_Driver\._work"),
+    ("expansion (planning in this process)", r"contracts/(expansion|factory|faults|convergence)\.py"),
+    ("taking planned parts from the planner", r"_Planner\.part"),
+    ("storing planned deliveries (SQLite)", r"add_deliveries|store_planned"),
     ("recording attempts (SQLite)", r"record_attempts|_flush"),
-    ("scheduler and waiting for answers", r"_Driver\.|retry\.py"),
+    ("waiting for answers (libcurl select)", r"CurlWorkers\.collect .*:8[0-9]\)"),
+    ("libcurl transfers (C: sockets, parsing)", r"CurlWorkers\._perform"),
+    ("building requests, reading answers (Python)", r"CurlWorkers\.|Poster\."),
+    ("httpx/httpcore request and response", r"httpx/|httpcore/|h11/"),
+    ("scheduler", r"Driver\.|retry\.py"),
     ("reading the outbox", r"Outbox\.owed|Outbox\.summary|final_statuses"),
     ("judging expectations", r"Replayer\.evaluate"),
     ("start-up (imports)", r"importlib"),
@@ -107,14 +115,15 @@ def summarize_stacks(text: str) -> list[tuple[str, float]]:
 
 
 def phases(scenario: str) -> dict[str, float]:
-    """Seconds of each phase of one replay in this process: plan, deliver, judge."""
+    """Seconds of each phase of one replay, one after the other in this process: plan, deliver, judge."""
     with tempfile.TemporaryDirectory(prefix="d1sim-phases-") as folder, Nginx() as nginx:
         ref = resolve_scenarios([scenario])[0]
         config = SenderConfig(nginx.url + WEBHOOK, concurrency=CONCURRENCY)
         with Outbox(Path(folder) / "o.db") as outbox:
             replayer = Replayer(outbox, config)
             began = time.perf_counter()
-            run_id = replayer._plan(ref, "bench", {"key": "bench", "tag": "bench"})
+            run_id = replayer._create(ref, "bench", {"key": "bench", "tag": "bench"})
+            outbox.add_deliveries(run_id, replayer._plan(ref))  # alone: a replay overlaps the two
             planned = time.perf_counter()
             deliver_run(outbox, run_id, config)
             delivered = time.perf_counter()
@@ -125,23 +134,26 @@ def phases(scenario: str) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="bulk-file")
+    parser.add_argument("--scenario", nargs="+", default=list(WORKLOADS),
+                        help="bundled scenario names or files (default: bulk-file and one-per-post)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--wrk-seconds", type=float, default=5.0)
-    parser.add_argument("--profile", action="store_true", help="add one py-spy profiled run")
+    parser.add_argument("--profile", action="store_true", help="add one py-spy profiled run of the first")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
     if missing := missing_tools():
         print(f"missing {', '.join(missing)}: run benchmarks/setup.sh", file=sys.stderr)
         return NO_ANCHOR
-    figures: dict[str, object] = {"scenario": args.scenario, **measure(args.scenario, args.repeat, args.wrk_seconds)}
+    runs = [measure(scenario, args.repeat, args.wrk_seconds) for scenario in args.scenario]
+    figures: dict[str, object] = {"runs": runs}
     if args.profile:
-        figures["phases"] = phases(args.scenario)
-        figures["profile"] = profile(args.scenario)
+        figures["phases"] = phases(args.scenario[0])
+        figures["profile"] = profile(args.scenario[0])
     if args.json:
         args.json.write_text(json.dumps(figures))
-    print(f"{args.scenario}: {figures['posts']:,} POSTs; wrk {figures['wrk']:,.0f} req/s, "
-          f"d1sim replay end to end {figures['d1sim']:,.0f} POSTs/s: ratio {figures['ratio']:.4f}")
+    for run in runs:
+        print(f"{run['scenario']}: {run['posts']:,} POSTs; wrk {run['wrk']:,.0f} req/s, "
+              f"d1sim replay end to end {run['d1sim']:,.0f} POSTs/s: ratio {run['ratio']:.4f}")
     if "phases" in figures:
         print("  phases in one process: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures["phases"].items()))  # type: ignore[union-attr]
         print("  py-spy samples of one run, by part:")

@@ -21,6 +21,8 @@ LAZY = {
     # --db is optional: the UI's result tables load only when a verdict is recorded.
     "d1sim.simulator.cli.check",
     "d1sim.simulator.cli.demo",
+    # Only --state-url needs the checker's HTTP probe (and hypothesis, which it loads).
+    "d1sim.simulator.cli.replay",
 }
 
 

@@ -17,7 +17,6 @@ from typing import Any
 from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID, WEBHOOK_PATH
 from d1sim.contracts.scenario.loading import bundled_scenarios
-from d1sim.simulator.check.transport import HttpProbe
 from d1sim.simulator.cli.options import (
     MAX_INT,
     MAX_SECONDS,
@@ -122,7 +121,12 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("--target is required (the receiver's notification URL)")
     refs = resolve_scenarios(args.scenarios)
     config = sender_config(args)
-    probe = HttpProbe(args.state_url, timeout=args.timeout) if args.state_url else None
+    probe = None
+    if args.state_url:
+        # Only --state-url needs the checker's probe; its import (hypothesis) costs a replay ~0.5 s.
+        from d1sim.simulator.check.transport import HttpProbe
+
+        probe = HttpProbe(args.state_url, timeout=args.timeout)
     bars = ProgressBars(enabled=not args.no_progress)
     try:
         with Outbox(args.db) as outbox:
