@@ -58,8 +58,30 @@ def _client_for(config: SenderConfig, client: httpx.Client | None) -> Iterator[h
     if client is not None:
         yield client
         return
-    with build_client(config) as own:
-        yield own
+    own = _OnDemand(config)
+    try:
+        yield own  # type: ignore[misc]
+    finally:
+        own.close()
+
+
+class _OnDemand:
+    """An ``httpx.Client`` built on first use: libcurl sends, so only a token endpoint needs one.
+
+    Building it loads the TLS trust store, a tenth of a second a replay need not pay.
+    """
+
+    def __init__(self, config: SenderConfig) -> None:
+        self.config, self.client = config, None
+
+    def __getattr__(self, name: str) -> object:
+        if self.client is None:
+            self.client = build_client(self.config)
+        return getattr(self.client, name)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
 
 
 def deliver_run(
