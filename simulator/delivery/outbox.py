@@ -33,7 +33,14 @@ import orjson
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.auth import scrub_secrets
 from d1sim.simulator.delivery.lease import lease_alive
-from d1sim.simulator.delivery.outbox_records import RESPONSE_EXCERPT, Attempt, AttemptRow, Run, StoredDelivery
+from d1sim.simulator.delivery.outbox_records import (
+    RESPONSE_EXCERPT,
+    Attempt,
+    AttemptRow,
+    Run,
+    StoredDelivery,
+    headers_to_json,
+)
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.redaction import mask_attempt, mask_value, strip_userinfo
 from d1sim.simulator.storage import Database, Schema
@@ -63,7 +70,9 @@ CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id, number);
 """, """
 ALTER TABLE runs ADD COLUMN lease_owner TEXT;
 ALTER TABLE runs ADD COLUMN lease_expires REAL;
-"""))  # 2: the sender's lease on a run (simulator.delivery.lease)
+""", """
+ALTER TABLE attempts ADD COLUMN request_headers TEXT;
+"""))  # 2: the sender's lease on a run (simulator.delivery.lease); 3: each attempt's headers, masked
 _RUN_COLUMNS = "id, created, name, target, options, fingerprint, status, lease_owner, lease_expires"
 _DELIVERY_COLUMNS = (
     "id, run_id, seq, due, key, body, card_ids, statuses, correlation_id, scenario, fault, "
@@ -76,8 +85,8 @@ _INSERT_DELIVERY = (
 # The number counts every attempt ever made, so a requeued delivery's history stays ordered.
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, number, started_at, status_code, latency_ms, response, "
-    "error, warning) VALUES (?, (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?), "
-    "?, ?, ?, ?, ?, ?)"
+    "error, warning, request_headers) VALUES (?, (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?), "
+    "?, ?, ?, ?, ?, ?, ?)"
 )
 # Ever handed to the sender: settled, tried (the budget resets on requeue, the last answer not).
 _SENT = "(state != 'pending' OR attempts > 0 OR last_status IS NOT NULL OR last_error IS NOT NULL)"
@@ -218,8 +227,8 @@ class Outbox:
         with self.db.lock:
             row = self.db.fetchone(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,))
             attempts = self.db.fetchall(
-                "SELECT number, started_at, status_code, latency_ms, response, error, warning "
-                "FROM attempts WHERE delivery_id = ? ORDER BY number",
+                "SELECT number, started_at, status_code, latency_ms, response, error, warning, "
+                "request_headers FROM attempts WHERE delivery_id = ? ORDER BY number",
                 (delivery_id,),
             )
         if row is None:
@@ -254,13 +263,17 @@ class Outbox:
         self.record_attempts([(delivery_id, attempt, state, next_attempt_at)])
 
     def record_attempts(self, rows: Iterable[AttemptRow]) -> None:
-        """Store many (delivery id, attempt, resulting state, next attempt at) in one commit."""
+        """Store many (delivery id, attempt, resulting state, next attempt at) in one commit.
+
+        An attempt's ``request_headers`` (the pairs the POST carried) are stored with every
+        credential masked; leave them None when they are not known.
+        """
         rows = [(i, mask_attempt(a), state, at) for i, a, state, at in rows]
         with self.transaction():
             self.db.executemany(
                 _INSERT_ATTEMPT,
                 [(i, i, a.started_at, a.status_code, a.latency_ms, a.response[:RESPONSE_EXCERPT],
-                  a.error, a.warning) for i, a, _, _ in rows],
+                  a.error, a.warning, headers_to_json(a.request_headers)) for i, a, _, _ in rows],
             )
             self.db.executemany(
                 _UPDATE_DELIVERY,

@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 
+from d1sim.simulator.delivery.outbox_records import Headers, headers_from_json
+
 PAGE = 50
 UI_STATES = ("delivered", "pending", "retrying", "dead")
 _COLUMNS = (  # also read by d1sim.simulator.ui.search
@@ -63,6 +65,7 @@ class AttemptRow:
     response: str
     error: str | None
     warning: str | None
+    request_headers: Headers | None = None  # None: recorded before the outbox kept them
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +126,9 @@ class OutboxReader:
         self.has_outbox = "deliveries" in names
         self.has_orders = "d1_orders" in names and "d1_runs" in names
         self.has_checks = "d1sim_checks" in names
+        # Files of an older d1sim open read-only, unmigrated: their attempts have no headers.
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(attempts)")}
+        self._headers_column = "request_headers" if "request_headers" in columns else "NULL"
 
     def close(self) -> None:
         """Close the connection."""
@@ -215,12 +221,13 @@ class OutboxReader:
         found: dict[int, list[AttemptRow]] = {i: [] for i in ids}
         marks = ",".join("?" * len(ids))
         for row in self.db.execute(
-            "SELECT delivery_id, number, started_at, status_code, latency_ms, response, error, warning "
-            f"FROM attempts WHERE delivery_id IN ({marks}) ORDER BY delivery_id, number",
+            "SELECT delivery_id, number, started_at, status_code, latency_ms, response, error, warning, "
+            f"{self._headers_column} FROM attempts WHERE delivery_id IN ({marks}) ORDER BY delivery_id, number",
             tuple(ids),
         ):
             response = bytes(row[5]).decode("utf-8", "replace")
-            found[row[0]].append(AttemptRow(row[1], row[2], row[3], row[4], response, row[6], row[7]))
+            found[row[0]].append(AttemptRow(row[1], row[2], row[3], row[4], response, row[6], row[7],
+                                            headers_from_json(row[8])))
         return found
 
     def card_deliveries(self, card_id: str, limit: int = 500) -> list[DeliveryRow]:
