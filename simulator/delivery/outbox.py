@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery import terms
 from d1sim.simulator.delivery.auth import scrub_secrets
 from d1sim.simulator.delivery.lease import lease_alive
 from d1sim.simulator.delivery.outbox_records import (
@@ -72,15 +73,17 @@ ALTER TABLE runs ADD COLUMN lease_owner TEXT;
 ALTER TABLE runs ADD COLUMN lease_expires REAL;
 """, """
 ALTER TABLE attempts ADD COLUMN request_headers TEXT;
-"""))  # 2: the sender's lease on a run (simulator.delivery.lease); 3: each attempt's headers, masked
+""", terms.backfill))
+# 2: the sender's lease on a run (simulator.delivery.lease); 3: each attempt's headers, masked;
+# 4: the ids a delivery carries, indexed for search and card timelines (simulator.delivery.terms)
 _RUN_COLUMNS = "id, created, name, target, options, fingerprint, status, lease_owner, lease_expires"
 _DELIVERY_COLUMNS = (
     "id, run_id, seq, due, key, body, card_ids, statuses, correlation_id, scenario, fault, "
     "state, attempts, last_status, last_error, next_attempt_at"
 )
 _INSERT_DELIVERY = (
-    "INSERT INTO deliveries (run_id, seq, due, key, body, card_ids, statuses, correlation_id, "
-    "scenario, fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO deliveries (id, run_id, seq, due, key, body, card_ids, statuses, correlation_id, "
+    "scenario, fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The number counts every attempt ever made, so a requeued delivery's history stays ordered.
 _INSERT_ATTEMPT = (
@@ -105,6 +108,9 @@ class Outbox:
         # One connection guarded by a lock: methods may be called from any thread.
         self.db = Database(path, SCHEMA, label="outbox")
         self.path = self.db.path
+        # A file migrated by an SQLite without FTS5 has no index; one that has it is kept whole.
+        self._indexed = self.db.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE name = 'delivery_terms'") is not None
 
     def __enter__(self) -> Outbox:
         return self
@@ -174,14 +180,18 @@ class Outbox:
         """
         count, stream = 0, iter(deliveries)
         while chunk := list(islice(stream, batch)):
-            rows = [
-                (run_id, d.seq, d.due, d.key, d.body, orjson.dumps(d.card_ids).decode(),
-                 orjson.dumps(d.statuses).decode(), d.correlation_id, d.scenario, d.fault)
-                for d in chunk
-            ]
-            with self.transaction():
-                self.db.executemany(_INSERT_DELIVERY, rows)
-            count += len(rows)
+            with self.transaction():  # the write lock: nobody else takes ids meanwhile
+                row = self.db.fetchone("SELECT COALESCE(MAX(id), 0) FROM deliveries")
+                first = (row[0] if row else 0) + 1  # ids given here, so the terms can name them
+                self.db.executemany(_INSERT_DELIVERY, [
+                    (first + n, run_id, d.seq, d.due, d.key, d.body, orjson.dumps(d.card_ids).decode(),
+                     orjson.dumps(d.statuses).decode(), d.correlation_id, d.scenario, d.fault)
+                    for n, d in enumerate(chunk)
+                ])
+                if self._indexed:
+                    self.db.executemany(terms.INSERT, terms.index_rows(
+                        (first + n, d.card_ids, d.body) for n, d in enumerate(chunk)))
+            count += len(chunk)
         self.set_run_status(run_id, "ready")
         return count
 
@@ -310,9 +320,12 @@ class Outbox:
     def drop(self, delivery_ids: Iterable[int]) -> int:
         """Delete owed deliveries that were never tried (a cancelled order's future); count them."""
         with self.transaction():
-            return self.db.executemany(
-                f"DELETE FROM deliveries WHERE id = ? AND NOT {_SENT}", [(i,) for i in delivery_ids]
-            )
+            doomed = [row for i in delivery_ids for row in self.db.fetchall(
+                f"SELECT id, card_ids, body FROM deliveries WHERE id = ? AND NOT {_SENT}", (i,))]
+            if self._indexed:
+                self.db.executemany(terms.DELETE, terms.index_rows(
+                    (i, orjson.loads(cards), bytes(body)) for i, cards, body in doomed))
+            return self.db.executemany("DELETE FROM deliveries WHERE id = ?", [(row[0],) for row in doomed])
 
     def next_seq(self, run_id: str) -> int:
         """The seq a delivery appended to ``run_id`` gets."""
