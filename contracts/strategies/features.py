@@ -107,7 +107,9 @@ def _rewrite_times(operations: list[Operation], rewrite: Callable[[datetime], st
 def _due_date_as_date_time(op: Operation, rewrite: Callable[[datetime], str]) -> None:
     """``details.dueDate`` as a date-time of the same day (the contract takes a date or a date-time)."""
     details = op.get("details")
-    due = details.get("dueDate") if isinstance(details, dict) else None
+    if not isinstance(details, dict):
+        return
+    due = details.get("dueDate")
     if isinstance(due, str) and len(due) == 10:
         # Noon UTC stays on the same calendar day in every offset the forms use (+02:00, -05:30).
         details["dueDate"] = rewrite(datetime.fromisoformat(f"{due}T12:00:00+00:00"))
