@@ -26,6 +26,7 @@ from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 from d1sim.simulator.delivery.auth import Auth, NoAuth, Signer
 from d1sim.simulator.delivery.deadline import DeadlineTransport, deadline
 from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
+from d1sim.simulator.delivery.outbox_records import Headers
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.redaction import mask_attempt, sender_secrets
@@ -194,7 +195,7 @@ class Poster:
         try:
             response = self.client.send(request, stream=True)
         finally:
-            sent[:] = _pairs(request.headers)
+            sent[:] = sent_headers(request)
         try:
             body, over = bytearray(), False
             for chunk in response.iter_bytes():
@@ -222,9 +223,14 @@ class Poster:
         return headers
 
 
-def _pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
-    """(name, value) pairs with names as written, not lowercased as ``items()`` gives them."""
-    return [(name.decode(headers.encoding), value.decode(headers.encoding)) for name, value in headers.raw]
+def sent_headers(request: httpx.Request) -> Headers:
+    """What ``Attempt.request_headers`` takes for an httpx request, once the client has sent it
+    (an auth flow may add Authorization during ``send``): (name, value) pairs, names as written.
+
+    For any sender (this one, an asyncio one): ``Attempt(..., request_headers=sent_headers(r))``.
+    """
+    headers = request.headers
+    return tuple((name.decode(headers.encoding), value.decode(headers.encoding)) for name, value in headers.raw)
 
 
 def _refused(exc: httpx.HTTPError) -> bool:
