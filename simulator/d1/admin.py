@@ -2,8 +2,9 @@
 
 JSON in and out; errors are ``application/problem+json``. Only same-origin callers get in:
 a request must name a known host, a write with a body must be JSON (a scenario upload: YAML)
-and one with an ``Origin`` must come from this server (:mod:`d1sim.simulator.web.origins`). Secrets are write-only: issuer
-answers show ``***`` where one is set; a new inbound client secret is shown once, when minted.
+and one with an ``Origin`` must come from this server (:mod:`d1sim.simulator.web.origins`).
+Secrets are write-only: issuer answers show ``***`` where one is set; a new inbound client
+secret is shown once, when minted.
 When the server has an admin token, every call needs ``Authorization: Bearer <token>``.
 Runs, cards and deliveries are in :mod:`d1sim.simulator.d1.admin_runs`.
 """

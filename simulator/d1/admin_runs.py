@@ -21,7 +21,7 @@ from d1sim.simulator.d1.orders import held_operation
 from d1sim.simulator.d1.responses import json_response
 from d1sim.simulator.d1.server import D1Server
 from d1sim.simulator.delivery.outbox import STATES, Attempt, StoredDelivery
-from d1sim.simulator.redaction import mask_text, mask_value, strip_userinfo
+from d1sim.simulator.redaction import mask_headers, mask_text, mask_value, strip_userinfo
 from d1sim.simulator.ui.results import rfc3339
 
 MAX_PAGE = 1000
@@ -56,6 +56,9 @@ def attempt_json(attempt: Attempt) -> dict[str, Any]:
         "response": mask_text(attempt.response.decode("utf-8", "replace")),
         "error": mask_text(attempt.error) if attempt.error else None,
         "warning": attempt.warning,
+        # [name, value] pairs as sent, credentials masked; null: recorded before they were kept
+        "requestHeaders": None if attempt.request_headers is None else [
+            list(pair) for pair in mask_headers(attempt.request_headers)],
     }
 
 

@@ -292,7 +292,8 @@ class Dispatcher:
 
 def _failed(exc: BaseException) -> Answer:
     """An attempt that never reached HTTP, as an unanswered one (retried like a timeout)."""
-    return Answer(Attempt(time.time(), None, 0.0, error=f"{type(exc).__name__}: {exc}"), failure=exc)
+    attempt = Attempt(time.time(), None, 0.0, error=f"{type(exc).__name__}: {exc}", request_headers=())
+    return Answer(attempt, failure=exc)
 
 
 def _outcome(future: Future[Answer]) -> Answer:

@@ -21,12 +21,14 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import certifi
 import pycurl
 
 from d1sim.simulator.delivery.driver import PER_WORKER, Answered
 from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
+from d1sim.simulator.delivery.outbox_records import Headers
 from d1sim.simulator.delivery.sender import BODY_CAP, Answer, Poster, SenderConfig
 from d1sim.simulator.redaction import mask_attempt, sender_secrets
 
@@ -48,6 +50,7 @@ class _Transfer:
     body: bytearray = field(default_factory=bytearray)
     over: bool = False
     retry_after: str | None = None
+    sent: Headers = ()  # the request headers of the last POST that went out
 
 
 class CurlWorkers:
@@ -62,6 +65,7 @@ class CurlWorkers:
         self.busy: dict[pycurl.Curl, _Transfer] = {}
         self.waiting: deque[StoredDelivery] = deque()
         self.done: list[Answered] = []
+        self.fixed = (("Host", urlsplit(config.target).netloc.rpartition("@")[2]), ("Accept", "*/*"))
 
     def start(self) -> None:
         """Nothing to start: transfers run while :meth:`collect` waits."""
@@ -127,6 +131,8 @@ class CurlWorkers:
         # "Expect:" keeps libcurl from waiting for a 100 Continue before a large body.
         handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
         body = transfer.item.delivery.body
+        # What libcurl sends: Host and Accept first, ours, then the length it computes.
+        transfer.sent = (*self.fixed, *headers.items(), ("Content-Length", str(len(body))))
         handle.setopt(pycurl.POSTFIELDSIZE, len(body))
         handle.setopt(pycurl.POSTFIELDS, body)
         handle.setopt(pycurl.WRITEFUNCTION, lambda chunk: _keep(transfer, chunk))
@@ -185,7 +191,8 @@ class CurlWorkers:
             notes.append(f"answer body over {BODY_CAP // 1024} KiB: the rest was not read")
         latency = (time.perf_counter() - transfer.begin) * 1000
         content = bytes(transfer.body[:RESPONSE_EXCERPT]) if status is not None else b""
-        attempt = Attempt(transfer.started, status, latency, content, error, "; ".join(notes) or None)
+        attempt = Attempt(transfer.started, status, latency, content, error, "; ".join(notes) or None,
+                          request_headers=transfer.sent)
         answer = Answer(mask_attempt(attempt, self.secrets), transfer.retry_after, failure, refused)
         self.done.append(Answered(transfer.item, answer))
 

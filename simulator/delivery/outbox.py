@@ -31,9 +31,17 @@ from typing import Any
 import orjson
 
 from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery import terms
 from d1sim.simulator.delivery.auth import scrub_secrets
 from d1sim.simulator.delivery.lease import lease_alive
-from d1sim.simulator.delivery.outbox_records import RESPONSE_EXCERPT, Attempt, AttemptRow, Run, StoredDelivery
+from d1sim.simulator.delivery.outbox_records import (
+    RESPONSE_EXCERPT,
+    Attempt,
+    AttemptRow,
+    Run,
+    StoredDelivery,
+    headers_to_json,
+)
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.redaction import mask_attempt, mask_value, strip_userinfo
 from d1sim.simulator.storage import Database, Schema
@@ -63,21 +71,25 @@ CREATE INDEX IF NOT EXISTS attempts_delivery ON attempts (delivery_id, number);
 """, """
 ALTER TABLE runs ADD COLUMN lease_owner TEXT;
 ALTER TABLE runs ADD COLUMN lease_expires REAL;
-"""))  # 2: the sender's lease on a run (simulator.delivery.lease)
+""", """
+ALTER TABLE attempts ADD COLUMN request_headers TEXT;
+""", terms.backfill))
+# 2: the sender's lease on a run (simulator.delivery.lease); 3: each attempt's headers, masked;
+# 4: the ids a delivery carries, indexed for search and card timelines (simulator.delivery.terms)
 _RUN_COLUMNS = "id, created, name, target, options, fingerprint, status, lease_owner, lease_expires"
 _DELIVERY_COLUMNS = (
     "id, run_id, seq, due, key, body, card_ids, statuses, correlation_id, scenario, fault, "
     "state, attempts, last_status, last_error, next_attempt_at"
 )
 _INSERT_DELIVERY = (
-    "INSERT INTO deliveries (run_id, seq, due, key, body, card_ids, statuses, correlation_id, "
-    "scenario, fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO deliveries (id, run_id, seq, due, key, body, card_ids, statuses, correlation_id, "
+    "scenario, fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # The number counts every attempt ever made, so a requeued delivery's history stays ordered.
 _INSERT_ATTEMPT = (
     "INSERT INTO attempts (delivery_id, number, started_at, status_code, latency_ms, response, "
-    "error, warning) VALUES (?, (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?), "
-    "?, ?, ?, ?, ?, ?)"
+    "error, warning, request_headers) VALUES (?, (SELECT COUNT(*) + 1 FROM attempts WHERE delivery_id = ?), "
+    "?, ?, ?, ?, ?, ?, ?)"
 )
 # Ever handed to the sender: settled, tried (the budget resets on requeue, the last answer not).
 _SENT = "(state != 'pending' OR attempts > 0 OR last_status IS NOT NULL OR last_error IS NOT NULL)"
@@ -96,6 +108,9 @@ class Outbox:
         # One connection guarded by a lock: methods may be called from any thread.
         self.db = Database(path, SCHEMA, label="outbox")
         self.path = self.db.path
+        # A file migrated by an SQLite without FTS5 has no index; one that has it is kept whole.
+        self._indexed = self.db.fetchone(
+            "SELECT 1 FROM sqlite_master WHERE name = 'delivery_terms'") is not None
 
     def __enter__(self) -> Outbox:
         return self
@@ -176,21 +191,24 @@ class Outbox:
 
     def store_planned(self, run_id: str, deliveries: list[Delivery]) -> list[StoredDelivery]:
         """Store one part of a plan that goes on, in one commit; returned as stored, with ids."""
-        if not deliveries:
-            return []
         with self.transaction():
-            self._insert_deliveries(run_id, deliveries)
-            ids = dict(self.db.fetchall(
-                "SELECT seq, id FROM deliveries WHERE run_id = ? AND seq BETWEEN ? AND ?",
-                (run_id, deliveries[0].seq, deliveries[-1].seq)))
-        return [StoredDelivery(ids[d.seq], run_id, d) for d in deliveries]
+            first = self._insert_deliveries(run_id, deliveries)
+        return [StoredDelivery(first + n, run_id, d) for n, d in enumerate(deliveries)]
 
-    def _insert_deliveries(self, run_id: str, deliveries: list[Delivery]) -> None:
+    def _insert_deliveries(self, run_id: str, deliveries: list[Delivery]) -> int:
+        """Insert within the caller's transaction (the write lock: nobody else takes ids
+        meanwhile); ids are given here, from the returned one on, so the terms can name them."""
+        row = self.db.fetchone("SELECT COALESCE(MAX(id), 0) FROM deliveries")
+        first = (row[0] if row else 0) + 1
         self.db.executemany(_INSERT_DELIVERY, [
-            (run_id, d.seq, d.due, d.key, d.body, orjson.dumps(d.card_ids).decode(),
+            (first + n, run_id, d.seq, d.due, d.key, d.body, orjson.dumps(d.card_ids).decode(),
              orjson.dumps(d.statuses).decode(), d.correlation_id, d.scenario, d.fault)
-            for d in deliveries
+            for n, d in enumerate(deliveries)
         ])
+        if self._indexed:
+            self.db.executemany(terms.INSERT, terms.index_rows(
+                (first + n, d.card_ids, d.body) for n, d in enumerate(deliveries)))
+        return first
 
     def finish_planning(self, run_id: str) -> None:
         """Every delivery of the run is stored: ``ready``, or ``running`` if a sender holds it."""
@@ -252,8 +270,8 @@ class Outbox:
         with self.db.lock:
             row = self.db.fetchone(f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE id = ?", (delivery_id,))
             attempts = self.db.fetchall(
-                "SELECT number, started_at, status_code, latency_ms, response, error, warning "
-                "FROM attempts WHERE delivery_id = ? ORDER BY number",
+                "SELECT number, started_at, status_code, latency_ms, response, error, warning, "
+                "request_headers FROM attempts WHERE delivery_id = ? ORDER BY number",
                 (delivery_id,),
             )
         if row is None:
@@ -288,13 +306,17 @@ class Outbox:
         self.record_attempts([(delivery_id, attempt, state, next_attempt_at)])
 
     def record_attempts(self, rows: Iterable[AttemptRow]) -> None:
-        """Store many (delivery id, attempt, resulting state, next attempt at) in one commit."""
+        """Store many (delivery id, attempt, resulting state, next attempt at) in one commit.
+
+        An attempt's ``request_headers`` (the pairs the POST carried) are stored with every
+        credential masked; leave them None when they are not known.
+        """
         rows = [(i, mask_attempt(a), state, at) for i, a, state, at in rows]
         with self.transaction():
             self.db.executemany(
                 _INSERT_ATTEMPT,
                 [(i, i, a.started_at, a.status_code, a.latency_ms, a.response[:RESPONSE_EXCERPT],
-                  a.error, a.warning) for i, a, _, _ in rows],
+                  a.error, a.warning, headers_to_json(a.request_headers)) for i, a, _, _ in rows],
             )
             self.db.executemany(
                 _UPDATE_DELIVERY,
@@ -331,9 +353,12 @@ class Outbox:
     def drop(self, delivery_ids: Iterable[int]) -> int:
         """Delete owed deliveries that were never tried (a cancelled order's future); count them."""
         with self.transaction():
-            return self.db.executemany(
-                f"DELETE FROM deliveries WHERE id = ? AND NOT {_SENT}", [(i,) for i in delivery_ids]
-            )
+            doomed = [row for i in delivery_ids for row in self.db.fetchall(
+                f"SELECT id, card_ids, body FROM deliveries WHERE id = ? AND NOT {_SENT}", (i,))]
+            if self._indexed:
+                self.db.executemany(terms.DELETE, terms.index_rows(
+                    (i, orjson.loads(cards), bytes(body)) for i, cards, body in doomed))
+            return self.db.executemany("DELETE FROM deliveries WHERE id = ?", [(row[0],) for row in doomed])
 
     def next_seq(self, run_id: str) -> int:
         """The seq a delivery appended to ``run_id`` gets."""

@@ -31,9 +31,18 @@ class Run:
         return cls(row[0], row[1], row[2], row[3], orjson.loads(row[4]), row[5], row[6], *row[7:9])
 
 
+Headers = tuple[tuple[str, str], ...]
+"""Request headers as (name, value) pairs, in the order they were sent."""
+
+
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """One POST of a delivery; ``number`` is assigned by the outbox when it is recorded."""
+    """One POST of a delivery; ``number`` is assigned by the outbox when it is recorded.
+
+    ``request_headers``: what the POST carried, as the sender built it (the outbox masks every
+    credential before storing). ``()``: no request went out (the token endpoint failed first);
+    None: the sender did not say, or the attempt was recorded before d1sim kept headers.
+    """
 
     started_at: float  # Unix time
     status_code: int | None  # None: timeout or connection error, see ``error``
@@ -42,11 +51,24 @@ class Attempt:
     error: str | None = None
     warning: str | None = None
     number: int = 0
+    request_headers: Headers | None = None
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> Attempt:
-        number, started, status, latency, response, error, warning = row
-        return cls(started, status, latency, bytes(response), error, warning, number)
+        number, started, status, latency, response, error, warning, headers = row
+        return cls(started, status, latency, bytes(response), error, warning, number, headers_from_json(headers))
+
+
+def headers_to_json(headers: Headers | None) -> str | None:
+    """Headers as stored: a JSON array of [name, value] pairs (None stays NULL)."""
+    return None if headers is None else orjson.dumps(headers).decode()
+
+
+def headers_from_json(stored: str | bytes | None) -> Headers | None:
+    """The pairs :func:`headers_to_json` stored (None for an attempt recorded without them)."""
+    if stored is None:
+        return None
+    return tuple((str(name), str(value)) for name, value in orjson.loads(stored))
 
 
 @dataclass(frozen=True, slots=True)

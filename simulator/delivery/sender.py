@@ -26,6 +26,7 @@ from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 from d1sim.simulator.delivery.auth import Auth, NoAuth, Signer
 from d1sim.simulator.delivery.deadline import DeadlineTransport, deadline
 from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
+from d1sim.simulator.delivery.outbox_records import Headers
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.redaction import mask_attempt, sender_secrets
@@ -158,9 +159,10 @@ class Poster:
         status, content, retry_after, error, warning = None, b"", None, None, None
         failure: BaseException | None = None
         refused = False
+        sent: list[tuple[str, str]] = []  # the headers of the last request that went out
         try:
             with deadline(self.config.timeout):
-                reply = self._post(item)
+                reply = self._post(item, sent)
             status, retry_after, warning = reply.status, reply.retry_after, reply.warning
             content = reply.body[:RESPONSE_EXCERPT]
         except httpx.TimeoutException as exc:
@@ -170,22 +172,31 @@ class Poster:
         except Exception as exc:  # AuthError (its message hides secrets) or a bug
             error, failure = f"{type(exc).__name__}: {exc}", exc
         latency = (time.perf_counter() - begin) * 1000
-        attempt = mask_attempt(Attempt(started, status, latency, content, error, warning), sender_secrets(self.config))
-        return Answer(attempt, retry_after, failure, refused)
+        attempt = Attempt(started, status, latency, content, error, warning, request_headers=tuple(sent))
+        return Answer(mask_attempt(attempt, sender_secrets(self.config)), retry_after, failure, refused)
 
-    def _post(self, item: StoredDelivery) -> _Reply:
+    def _post(self, item: StoredDelivery, sent: list[tuple[str, str]]) -> _Reply:
         headers = self.headers(item)
-        reply = self._exchange(item, headers)
+        reply = self._exchange(item, headers, sent)
         auth = self.config.auth
         if reply.status != 401 or not auth.on_unauthorized(headers.get("Authorization")):
             return reply
-        again = self._exchange(item, self.headers(item))
+        again = self._exchange(item, self.headers(item), sent)
         note = "401 answered: token fetched again and the POST repeated once"
         return _Reply(again.status, again.retry_after, again.body, _joined(note, again.warning))
 
-    def _exchange(self, item: StoredDelivery, headers: dict[str, str]) -> _Reply:
-        """One POST; the body is read up to BODY_CAP, the rest left unread (connection closed)."""
-        with self.client.stream("POST", self.url, content=item.delivery.body, headers=headers) as response:
+    def _exchange(self, item: StoredDelivery, headers: dict[str, str], sent: list[tuple[str, str]]) -> _Reply:
+        """One POST; the body is read up to BODY_CAP, the rest left unread (connection closed).
+
+        ``sent`` gets the request's headers as httpx sent them (with Host, Content-Length,
+        User-Agent, and a URL's userinfo as Basic auth), also when no answer came back.
+        """
+        request = self.client.build_request("POST", self.url, content=item.delivery.body, headers=headers)
+        try:
+            response = self.client.send(request, stream=True)
+        finally:
+            sent[:] = sent_headers(request)
+        try:
             body, over = bytearray(), False
             for chunk in response.iter_bytes():
                 room = BODY_CAP - len(body)
@@ -195,6 +206,8 @@ class Poster:
                 body += chunk
             warning = f"answer body over {BODY_CAP // 1024} KiB: the rest was not read" if over else None
             return _Reply(response.status_code, response.headers.get("retry-after"), bytes(body), warning)
+        finally:
+            response.close()
 
     def headers(self, item: StoredDelivery) -> dict[str, str]:
         headers = {
@@ -208,6 +221,16 @@ class Poster:
             msg_id = f"msg_{item.run_id}_{item.delivery.seq}"
             headers.update(self.signer.headers(msg_id, item.delivery.body, time.time()))
         return headers
+
+
+def sent_headers(request: httpx.Request) -> Headers:
+    """What ``Attempt.request_headers`` takes for an httpx request, once the client has sent it
+    (an auth flow may add Authorization during ``send``): (name, value) pairs, names as written.
+
+    For any sender (this one, an asyncio one): ``Attempt(..., request_headers=sent_headers(r))``.
+    """
+    headers = request.headers
+    return tuple((name.decode(headers.encoding), value.decode(headers.encoding)) for name, value in headers.raw)
 
 
 def _refused(exc: httpx.HTTPError) -> bool:

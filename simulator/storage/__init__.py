@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,16 +35,20 @@ BUSY_TIMEOUT_MS = 5000
 _VERSIONS = "CREATE TABLE IF NOT EXISTS d1sim_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 
 
+Migration = str | Callable[[sqlite3.Connection], None]
+"""An SQL script, or a function of the connection for a step SQL cannot say (a backfill)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Schema:
-    """A component's tables as migrations: the i-th script brings version i to version i+1.
+    """A component's tables as migrations: the i-th step brings version i to version i+1.
 
-    Scripts are applied in one transaction with the version bump, so a crash mid-migration
-    leaves the previous version whole. Never edit a released script: append a new one.
+    Steps are applied in one transaction with the version bump, so a crash mid-migration
+    leaves the previous version whole. Never edit a released step: append a new one.
     """
 
     component: str
-    migrations: tuple[str, ...]
+    migrations: tuple[Migration, ...]
 
     @property
     def version(self) -> int:
@@ -88,8 +92,11 @@ class Database:
                     f"{label} {self.path}: {schema.component} schema version {found} was written "
                     f"by a newer d1sim (this one knows up to {schema.version})"
                 )
-            for script in schema.migrations[found:]:
-                for statement in _statements(script):
+            for step in schema.migrations[found:]:
+                if callable(step):
+                    step(self._db)
+                    continue
+                for statement in _statements(step):
                     self._db.execute(statement)
             if found < schema.version:
                 self._db.execute(

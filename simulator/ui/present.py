@@ -1,8 +1,8 @@
 """How the UI writes values: RFC 3339 times, pretty bodies, request headers with secrets masked.
 
-The outbox keeps each delivery's body and correlation id, not the headers of each POST; the
-headers shown are rebuilt from the run's (or issuer's) public auth settings, with every
-credential replaced by ``***``.
+The outbox keeps the headers each attempt sent, credentials masked. Attempts recorded before it
+did (schema version 2 and older) show headers rebuilt from the run's (or issuer's) public auth
+settings instead, labelled as such.
 
 Example::
 
@@ -15,12 +15,14 @@ Example::
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
-from d1sim.simulator.redaction import MASK  # one mask for every credential d1sim shows
+from d1sim.simulator.redaction import MASK, mask_headers  # one mask for every credential d1sim shows
+from d1sim.simulator.ui.queries import AttemptRow
 from d1sim.simulator.ui.results import rfc3339
 
 EXCERPT = 500
@@ -76,3 +78,31 @@ def request_headers(
         headers |= {"webhook-id": f"msg_{run_id}_{seq}", "webhook-timestamp": "(time of the attempt)",
                     "webhook-signature": f"v1,{MASK}"}
     return headers
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSection:
+    """The request headers of one attempt, as the delivery page shows them."""
+
+    title: str
+    note: str
+    headers: tuple[tuple[str, str], ...]
+    rebuilt: bool  # True: not stored, rebuilt from the settings
+
+
+def attempt_headers(attempts: Sequence[AttemptRow], rebuilt: Mapping[str, str]) -> list[HeaderSection]:
+    """One section per attempt: the headers it sent, or ``rebuilt`` where none were stored."""
+    if not attempts:
+        return [HeaderSection("Not sent yet", "Rebuilt from the run's settings; credentials are masked.",
+                              tuple(rebuilt.items()), True)]
+    return [_section(a, rebuilt) for a in attempts]
+
+
+def _section(attempt: AttemptRow, rebuilt: Mapping[str, str]) -> HeaderSection:
+    title = f"Attempt {attempt.number}"
+    if attempt.request_headers is None:
+        return HeaderSection(title, "Recorded before d1sim kept each attempt's headers: rebuilt from "
+                             "the run's settings; credentials are masked.", tuple(rebuilt.items()), True)
+    if not attempt.request_headers:
+        return HeaderSection(title, "No request went out (see the attempt's error).", (), False)
+    return HeaderSection(title, "As sent; credentials are masked.", mask_headers(attempt.request_headers), False)

@@ -1,7 +1,8 @@
 """Read-only queries the UI runs on an outbox database (a replay's, or ``d1sim serve``'s).
 
 Every page is one or two indexed queries: runs are counted per state on the outbox's
-``(run_id, state, ...)`` index, a run's deliveries are paged by key on ``(run_id, seq)``. The
+``(run_id, state, ...)`` index, a run's deliveries are paged by key on ``(run_id, seq)``, a
+card's deliveries are found in ``delivery_terms`` (files of an older d1sim: a scan). The
 connection is opened ``mode=ro``: the UI can never change what it shows. Tables of the mock D1
 (``d1_runs``, ``d1_orders``) and of recorded checks are used when the file has them.
 
@@ -22,6 +23,9 @@ from typing import Any
 
 import orjson
 
+from d1sim.simulator.delivery.outbox_records import Headers, headers_from_json
+from d1sim.simulator.delivery.terms import MATCHING, indexed, operations, token
+
 PAGE = 50
 UI_STATES = ("delivered", "pending", "retrying", "dead")
 _COLUMNS = (  # also read by d1sim.simulator.ui.search
@@ -37,6 +41,10 @@ _STATE_WHERE = {
     "pending": f"state = 'pending' AND NOT ({_RETRYING})",
 }
 _FAILED = f"(state = 'dead' OR ({_RETRYING}))"
+_NAMING = f"id IN ({MATCHING})"  # its argument is terms.token(text); also read by ui.search
+# The mock D1 indexes orders by (issuer_id, card_id) and (issuer_id, request_id): naming every
+# issuer lets SQLite look each one up instead of scanning the orders.
+ANY_ISSUER = "issuer_id IN (SELECT id FROM d1_issuers)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,7 @@ class AttemptRow:
     response: str
     error: str | None
     warning: str | None
+    request_headers: Headers | None = None  # None: recorded before the outbox kept them
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,12 +105,7 @@ class DeliveryRow:
 
     def operations(self) -> list[dict[str, Any]]:
         """The operations in the body (none when it is not the usual JSON)."""
-        try:
-            body = orjson.loads(self.body)
-        except orjson.JSONDecodeError:
-            return []
-        ops = body.get("operations") if isinstance(body, dict) else None
-        return [op for op in ops if isinstance(op, dict)] if isinstance(ops, list) else []
+        return operations(self.body)
 
 
 def open_readonly(path: str | Path) -> sqlite3.Connection:
@@ -123,6 +127,10 @@ class OutboxReader:
         self.has_outbox = "deliveries" in names
         self.has_orders = "d1_orders" in names and "d1_runs" in names
         self.has_checks = "d1sim_checks" in names
+        self.has_terms = indexed(self.db)  # else an older file (or no FTS5): bodies are scanned
+        # Files of an older d1sim open read-only, unmigrated: their attempts have no headers.
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(attempts)")}
+        self._headers_column = "request_headers" if "request_headers" in columns else "NULL"
 
     def close(self) -> None:
         """Close the connection."""
@@ -215,35 +223,36 @@ class OutboxReader:
         found: dict[int, list[AttemptRow]] = {i: [] for i in ids}
         marks = ",".join("?" * len(ids))
         for row in self.db.execute(
-            "SELECT delivery_id, number, started_at, status_code, latency_ms, response, error, warning "
-            f"FROM attempts WHERE delivery_id IN ({marks}) ORDER BY delivery_id, number",
+            "SELECT delivery_id, number, started_at, status_code, latency_ms, response, error, warning, "
+            f"{self._headers_column} FROM attempts WHERE delivery_id IN ({marks}) ORDER BY delivery_id, number",
             tuple(ids),
         ):
             response = bytes(row[5]).decode("utf-8", "replace")
-            found[row[0]].append(AttemptRow(row[1], row[2], row[3], row[4], response, row[6], row[7]))
+            found[row[0]].append(AttemptRow(row[1], row[2], row[3], row[4], response, row[6], row[7],
+                                            headers_from_json(row[8])))
         return found
 
     def card_deliveries(self, card_id: str, limit: int = 500) -> list[DeliveryRow]:
         """Every delivery carrying ``card_id``, with attempts, in (run, seq) order."""
         if not self.has_outbox or not card_id:
             return []
-        needle = orjson.dumps(card_id).decode()  # the id as a JSON string, quotes included
+        where, args = self._carrying(card_id)
+        if self.has_orders:  # the mock D1 runs one order per run: its deliveries are the card's
+            orders = f"SELECT run_id FROM d1_orders WHERE {ANY_ISSUER} AND card_id = ?"
+            where, args = f"(run_id IN ({orders}) OR {where})", [card_id, *args]
         rows = self.db.execute(
-            f"SELECT {_COLUMNS} FROM deliveries WHERE {self._card_where()} ORDER BY run_id, seq LIMIT ?",
-            (*self._card_args(card_id, needle), limit),
+            f"SELECT {_COLUMNS} FROM deliveries WHERE {where} ORDER BY run_id, seq LIMIT ?", (*args, limit)
         ).fetchall()
         items = [DeliveryRow.from_row(row) for row in rows]
         attempts = self._attempts([i.id for i in items]) if items else {}
         return [_with_attempts(i, attempts[i.id]) for i in items]
 
-    def _card_where(self) -> str:
-        if self.has_orders:  # the mock D1 runs one order per run: use its card index first
-            return ("(run_id IN (SELECT run_id FROM d1_orders WHERE card_id = ?) "
-                    "OR instr(card_ids, ?) > 0)")
-        return "instr(card_ids, ?) > 0"
-
-    def _card_args(self, card_id: str, needle: str) -> tuple[str, ...]:
-        return (card_id, needle) if self.has_orders else (needle,)
+    def _carrying(self, card_id: str) -> tuple[str, list[Any]]:
+        needle = orjson.dumps(card_id).decode()  # the id as a JSON string, quotes included
+        if not self.has_terms:
+            return "instr(card_ids, ?) > 0", [needle]
+        # The index finds the deliveries naming the text; card_ids confirms it is a card id there.
+        return f"({_NAMING} AND instr(card_ids, ?) > 0)", [token(card_id), needle]
 
     def failures(
         self, *, issuer: str | None = None, run_id: str | None = None, status: str | None = None,

@@ -1,8 +1,9 @@
-"""Search by cardId, operationId or issuerRequestId: the mock D1's order index, then the bodies.
+"""Search by cardId, operationId or issuerRequestId: the outbox's index of ids, then the bodies.
 
-The outbox has no index on what a body says, so the bodies are scanned (``instr`` on the JSON
-text of the value, quotes included, so ``REQ-1`` never matches ``REQ-10``); the mock D1's
-``d1_orders`` table answers its own orders by index first.
+The outbox indexes every id a delivery carries (``delivery_terms``); the bodies of the
+deliveries found say which field matched. Files of an older d1sim have no index: their bodies
+are scanned (``instr`` on the JSON text of the value, quotes included, so ``REQ-1`` never
+matches ``REQ-10``). The mock D1's ``d1_orders`` table answers its own orders by index first.
 
 Example::
 
@@ -17,7 +18,8 @@ from typing import Any
 
 import orjson
 
-from d1sim.simulator.ui.queries import _COLUMNS, PAGE, DeliveryRow, OutboxReader
+from d1sim.simulator.delivery.terms import matched_field, token
+from d1sim.simulator.ui.queries import _COLUMNS, _NAMING, ANY_ISSUER, PAGE, DeliveryRow, OutboxReader
 
 Hit = dict[str, Any]  # {"cardId", "matched": the field that matched, "runId"}
 
@@ -37,8 +39,8 @@ def _orders(reader: OutboxReader, text: str, limit: int) -> list[Hit]:
     if not reader.has_orders:
         return []
     rows = reader.db.execute(
-        "SELECT card_id, operation_id, run_id FROM d1_orders WHERE card_id = ? "
-        "OR operation_id = ? OR request_id = ? LIMIT ?", (text, text, text, limit),
+        f"SELECT card_id, operation_id, run_id FROM d1_orders WHERE ({ANY_ISSUER} AND card_id = ?) "
+        f"OR operation_id = ? OR ({ANY_ISSUER} AND request_id = ?) LIMIT ?", (text, text, text, limit),
     ).fetchall()
     return [{"cardId": card, "runId": run,
              "matched": "cardId" if card == text else "operationId" if op == text else "issuerRequestId"}
@@ -46,25 +48,19 @@ def _orders(reader: OutboxReader, text: str, limit: int) -> list[Hit]:
 
 
 def _bodies(reader: OutboxReader, text: str, limit: int) -> list[Hit]:
-    needle = orjson.dumps(text).decode()
+    args: tuple[Any, ...]
+    if reader.has_terms:
+        where, args = _NAMING, (token(text),)
+    else:
+        needle = orjson.dumps(text).decode()
+        where, args = "(instr(card_ids, ?) > 0 OR instr(body, ?) > 0)", (needle, needle.encode())
     rows = reader.db.execute(
-        f"SELECT {_COLUMNS} FROM deliveries WHERE instr(card_ids, ?) > 0 OR instr(body, ?) > 0 "
-        "ORDER BY id LIMIT ?", (needle, needle.encode(), limit),
+        f"SELECT {_COLUMNS} FROM deliveries WHERE {where} ORDER BY id LIMIT ?", (*args, limit),
     ).fetchall()
     hits = []
     for item in map(DeliveryRow.from_row, rows):
         for op in item.operations():
-            matched = _matched_field(op, text)
+            matched = matched_field(op, text)
             if matched and isinstance(op.get("cardId"), str):
                 hits.append({"cardId": op["cardId"], "matched": matched, "runId": item.run_id})
     return hits
-
-
-def _matched_field(op: dict[str, Any], text: str) -> str | None:
-    raw = op.get("details")
-    details: dict[str, Any] = raw if isinstance(raw, dict) else {}
-    for name, value in (("cardId", op.get("cardId")), ("operationId", op.get("operationId")),
-                        ("issuerRequestId", op.get("issuerRequestId") or details.get("issuerRequestId"))):
-        if value == text:
-            return name
-    return None

@@ -91,8 +91,9 @@ def delivery(delivery_id: int) -> str:
     if item is None:
         abort(404, f"no delivery {delivery_id} in this database")
     settings, _ = reader().run_settings(item.run_id)
+    rebuilt = present.request_headers(item.correlation_id, item.run_id, item.seq, settings)
     return render_template("delivery.html", item=item, body=present.pretty_body(item.body),
-                           headers=present.request_headers(item.correlation_id, item.run_id, item.seq, settings),
+                           header_sections=present.attempt_headers(item.attempts, rebuilt),
                            excerpt=present.excerpt, notice=request.args.get("notice"))
 
 

@@ -106,6 +106,10 @@ class ServerThread:
         self.host, self.port = host, int(self._server.effective_port)
         self.url = base_url(host, self.port)
         self._stopping = threading.Event()
+        # The loop closes the trigger on its way out; stop() must not pull it after that (EBADF,
+        # or a write into whatever file reuses the descriptor).
+        self._closing = threading.Lock()
+        self._closed = False
         self._thread = threading.Thread(
             target=self._loop, name=f"d1sim-server-{self.port}", daemon=True
         )
@@ -122,8 +126,10 @@ class ServerThread:
                 )
         finally:
             self._server.task_dispatcher.shutdown()
-            # Closes the listening socket (server.close()), the trigger and any open connection.
-            wasyncore.close_all(self._map)
+            with self._closing:
+                # Closes the listening socket (server.close()), the trigger and any open connection.
+                wasyncore.close_all(self._map)
+                self._closed = True
 
     def start(self, timeout: float = 5.0) -> str:
         """Start serving; return the base URL once a TCP connection succeeds.
@@ -139,7 +145,9 @@ class ServerThread:
         """Stop serving and close every socket; waits up to ``timeout`` for the thread."""
         self._stopping.set()
         if self._thread.is_alive():
-            self._server.pull_trigger()  # wake the poll now instead of after its timeout
+            with self._closing:
+                if not self._closed:  # the loop may have seen _stopping and closed up already
+                    self._server.pull_trigger()  # wake the poll now instead of after its timeout
             self._thread.join(timeout)
         else:
             wasyncore.close_all(self._map)

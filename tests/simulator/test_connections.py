@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
 from d1sim.simulator.receiver import create_app
+from d1sim.simulator.web import servers
 from d1sim.simulator.web.connections import ConnectionLimits, connection_limits
-from d1sim.simulator.web.servers import running_server
+from d1sim.simulator.web.servers import ServerThread, running_server
 from tests.simulator.d1_support import mock_d1
 
 SLOW_CLIENTS = 200
@@ -102,3 +105,23 @@ def test_a_complete_slow_request_within_the_deadline_is_answered() -> None:
             sock.sendall(chunk)
             time.sleep(0.2)
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
+
+
+def test_stop_never_pulls_a_trigger_the_loop_already_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race behind a flaky 'OSError: Bad file descriptor' in stop(): the loop sees the stop
+    flag and closes everything (the trigger too) while stop() is about to wake it."""
+    closed, resume = threading.Event(), threading.Event()
+    close_all = servers.wasyncore.close_all
+
+    def close_then_linger(socket_map: dict[int, Any]) -> None:
+        close_all(socket_map)
+        closed.set()
+        resume.wait(5)  # the thread is still alive, its trigger gone
+
+    server = ServerThread(create_app())
+    server.start()
+    monkeypatch.setattr(servers.wasyncore, "close_all", close_then_linger)
+    server._stopping.set()  # as stop() does first; the loop notices within its poll timeout
+    assert closed.wait(10)
+    threading.Timer(0.2, resume.set).start()
+    server.stop()  # before the fix: pull_trigger() on the closed descriptor

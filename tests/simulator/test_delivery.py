@@ -22,17 +22,18 @@ import pytest
 from standardwebhooks import Webhook
 
 from d1sim.contracts.scenario.timeline import Delivery
-from d1sim.simulator.delivery.auth import StaticBearer
+from d1sim.simulator.delivery.auth import AuthError, NoAuth, StaticBearer
 from d1sim.simulator.delivery.engine import (
     DeliveryEvent,
     DeliverySummary,
+    Poster,
     Progress,
     SenderConfig,
     build_client,
     deliver_run,
     resend,
 )
-from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.delivery.outbox import Attempt, Outbox
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
 
@@ -363,6 +364,36 @@ def test_every_post_carries_the_required_headers(box: Outbox) -> None:
         Webhook(SECRET).verify(request.content, dict(request.headers))
     assert first.headers["webhook-id"] == retry.headers["webhook-id"]  # stable across retries
     assert first.headers["webhook-id"] != receiver.requests[2].headers["webhook-id"]
+
+
+def test_each_attempt_keeps_the_headers_the_receiver_got_with_the_token_masked(box: Outbox) -> None:
+    run = new_run(box, planned(1))
+    receiver = Receiver(script(httpx.ReadTimeout, 503, 204))
+    send(box, run, receiver, auth=StaticBearer("static-t0ken"), sign_secret=SECRET)
+    stored = box.delivery(box.deliveries(run)[0].id)
+    assert stored is not None and len(stored.history) == len(receiver.requests) == 3
+    for attempt, request in zip(stored.history, receiver.requests, strict=True):
+        got = [(k.decode(), v.decode()) for k, v in request.headers.raw]  # what reached the receiver
+        expected = [(k, "Bearer ***" if k == "Authorization" else v) for k, v in got]
+        assert list(attempt.request_headers or ()) == expected  # a timed-out attempt too
+    assert "static-t0ken" not in str(stored.history)
+
+
+class _TokenEndpointDown(NoAuth):
+    def headers(self, client: httpx.Client) -> dict[str, str]:
+        raise AuthError("the token endpoint answered 503")
+
+
+def test_an_attempt_that_sent_no_request_stores_no_headers(box: Outbox) -> None:
+    run = new_run(box, planned(1))
+    config = SenderConfig(URL, auth=_TokenEndpointDown())
+    receiver = Receiver()
+    answer = Poster(config, build_client(config, transport=httpx.MockTransport(receiver))).attempt(
+        next(box.owed(run)))
+    assert receiver.requests == [] and answer.attempt.request_headers == ()
+    box.record_attempt(1, answer.attempt)
+    box.record_attempt(1, Attempt(1.0, 204, 1.0), state="delivered")  # a sender that does not say
+    assert [a.request_headers for a in box.delivery(1).history] == [(), None]  # type: ignore[union-attr]
 
 
 def test_unsigned_by_default(box: Outbox) -> None:

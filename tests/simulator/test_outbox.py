@@ -12,6 +12,7 @@ import pytest
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.outbox import SCHEMA, Attempt, Outbox
 from d1sim.simulator.errors import UsageError
+from tests.simulator.outbox_files import old_outbox
 
 
 def planned(n: int, keys: int = 3, start: int = 0) -> list[Delivery]:
@@ -238,3 +239,26 @@ def test_memory_outbox_for_tests() -> None:
     box = Outbox(":memory:")
     run = box.create_run("a", "http://r/", {})
     assert box.add_deliveries(run, planned(3)) == 3 and box.path is None
+
+
+def test_a_version_2_outbox_opens_and_its_old_attempts_have_no_headers(tmp_path: Path) -> None:
+    path = old_outbox(tmp_path / "d1sim.db", 2)
+    with Outbox(path) as box:
+        assert box.db.version("outbox") == SCHEMA.version
+        box.record_attempt(1, Attempt(2.0, 204, 1.0, request_headers=(("Authorization", "Bearer abc123"),
+                                                                        ("x-correlation-id", "corr-1"))))
+        old, new = box.delivery(1).history  # type: ignore[union-attr]
+    assert old.request_headers is None
+    assert new.request_headers == (("Authorization", "Bearer ***"), ("x-correlation-id", "corr-1"))
+
+
+def test_request_headers_are_masked_before_they_are_stored(box: Outbox) -> None:
+    run = box.create_run("a", "http://r/", {})
+    box.add_deliveries(run, planned(1))
+    sent = (("Authorization", "Basic ZDE6czNjcmV0"), ("Cookie", "session=abc123"), ("X-Api-Key", "k-123456"),
+            ("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="))
+    box.record_attempt(1, Attempt(1.0, 204, 1.0, request_headers=sent))
+    with sqlite3.connect(box.path) as db:  # type: ignore[arg-type]
+        [(stored,)] = db.execute("SELECT request_headers FROM attempts").fetchall()
+    assert orjson.loads(stored) == [["Authorization", "Basic ***"], ["Cookie", "***"], ["X-Api-Key", "***"],
+                                    ["webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="]]

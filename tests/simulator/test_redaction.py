@@ -10,7 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 from flask import Flask, request
+from hypothesis import given
+from hypothesis import strategies as st
 
+from d1sim.simulator import redaction
 from d1sim.simulator.cli import main
 from d1sim.simulator.delivery.outbox import Attempt, Outbox
 from d1sim.simulator.redaction import mask_attempt, mask_bytes, mask_headers, mask_text, strip_userinfo
@@ -68,12 +71,39 @@ def test_masking_keeps_what_is_not_secret() -> None:
     assert mask_text(text) == text
     assert mask_bytes(b"\xff\xfe plain") == b"\xff\xfe plain"
     assert strip_userinfo("http://127.0.0.1:8090/hooks/{issuerId}?a=b@c") == "http://127.0.0.1:8090/hooks/{issuerId}?a=b@c"
-    assert mask_headers({"Authorization": "Bearer x", "Content-Type": "application/json"}) == {
-        "Authorization": "***",
-        "Content-Type": "application/json",
-    }
+    assert mask_headers({"Authorization": "Bearer x", "Content-Type": "application/json"}) == (
+        ("Authorization", "Bearer ***"),
+        ("Content-Type", "application/json"),
+    )
     attempt = mask_attempt(Attempt(0.0, None, 1.0, b"Bearer abcdef", "connection error: Bearer abcdef"))
     assert attempt.response == b"Bearer ***" and attempt.error == "connection error: Bearer ***"
+
+
+# Pieces of credential shapes, cut and cased every way, among harmless text.
+_PIECES = ["Bearer ", "BASIC\t", "digest ", "Authorization: ", "cookie:", "Set-Cookie: ", "X-API-KEY: ", "@",
+           "://", "https://", "u:p", '"access_token": "', '"clientSecret":"', "PASSWORD=", "ToKeN=", "ſecret=",
+           "\u212aey", "secret", "a", "Z", "0", "-", " ", "\n", '"', "=", "&", "é", "ß"]
+
+
+@given(st.lists(st.sampled_from(_PIECES), max_size=12).map("".join))
+def test_text_the_fast_path_lets_through_has_nothing_a_pattern_would_mask(text: str) -> None:
+    if not redaction._MAYBE_SHAPED.search(text.casefold()):
+        assert redaction._mask_shapes(text) == text
+    else:
+        assert mask_text(text) == redaction._mask_shapes(text)
+
+
+def test_request_headers_keep_the_scheme_and_the_signature_and_lose_every_credential() -> None:
+    sent = [("authorization", "Bearer abc.def"), ("Proxy-Authorization", "Basic ZDE6czNjcmV0"),
+            ("Cookie", "session=abc123"), ("X-Api-Key", "k-123456"), ("Authorization", "Token t-9876"),
+            ("x-echo", "the token is s3cr3t-value"),
+            ("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=")]
+    assert mask_headers(sent, ["s3cr3t-value"]) == (
+        ("authorization", "Bearer ***"), ("Proxy-Authorization", "Basic ***"), ("Cookie", "***"),
+        ("X-Api-Key", "***"), ("Authorization", "***"), ("x-echo", "the token is ***"),
+        ("webhook-signature", "v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4="),  # a MAC, not a key
+    )
+    assert mask_headers(mask_headers(sent)) == mask_headers(sent)  # masking twice changes nothing
 
 
 def test_replay_stores_and_shows_no_echoed_token_and_no_url_password(
@@ -95,6 +125,10 @@ def test_replay_stores_and_shows_no_echoed_token_and_no_url_password(
     for text in (database_text(db), shown.out, shown.err, report.read_text()):
         assert TOKEN not in text and URL_PASSWORD not in text
     assert '"Authorization": "***"' in database_text(db), "the echo is kept, masked"
+    stored = Outbox(db).delivery(first)
+    assert stored is not None and stored.history[0].request_headers is not None
+    # The headers sent are kept, masked (here httpx sent the URL's userinfo as Basic auth).
+    assert dict(stored.history[0].request_headers)["Authorization"] in ("Basic ***", "Bearer ***")
     assert base64.b64encode(f"bank:{URL_PASSWORD}".encode()).decode() not in database_text(db)
 
 
@@ -111,6 +145,7 @@ def test_the_mock_d1_stores_and_shows_no_echoed_credential(tmp_path: Path) -> No
     for text in [*texts, database_text(tmp_path / "d1.db")]:
         assert TOKEN not in text and URL_PASSWORD not in text
     assert "***" in delivery.text
+    assert dict(delivery.json()["history"][0]["requestHeaders"])["Authorization"] in ("Basic ***", "Bearer ***")
 
 
 def _first_attempted(http: httpx.Client) -> httpx.Response | None:

@@ -15,6 +15,7 @@ from d1sim.simulator.ui import create_ui_app
 from d1sim.simulator.ui.queries import OutboxReader
 from d1sim.simulator.ui.results import record_outcomes
 from tests.simulator.d1_support import ISSUER, MockD1, mock_d1, wait_for
+from tests.simulator.outbox_files import old_outbox
 
 pytestmark = pytest.mark.slow
 
@@ -45,6 +46,8 @@ def test_pages_show_a_run_its_card_and_the_failed_attempt(tmp_path: Path) -> Non
         assert f"/deliveries/{delivery_id}" in run_page
         detail = mock.http.get(f"/deliveries/{delivery_id}").text
         assert "503" in detail and "x-correlation-id" in detail
+        # The dispatcher stored what it sent: httpx's own headers are there, not rebuilt ones.
+        assert "As sent; credentials are masked." in detail and "python-httpx/" in detail
         card = mock.http.get("/cards/card-ui-1").text
         assert "CARD_PROD_REQUESTED" in card and 'class="box path visited"' in card
 
@@ -109,6 +112,36 @@ def test_replay_outbox_is_shown_read_only_with_the_resend_hint(tmp_path: Path) -
     assert 'href="/deliveries/1"' not in failures("OTHER")
     assert "op-9" in client.get("/search", query_string={"q": "op-9"}).get_data(as_text=True)
     assert client.get("/runs/" + run, query_string={"status": "abc"}).status_code == 400
+
+
+def test_a_delivery_shows_the_headers_each_attempt_sent_or_says_they_are_rebuilt(tmp_path: Path) -> None:
+    from d1sim.contracts.scenario.timeline import Delivery
+    from d1sim.simulator.delivery.outbox import Attempt, Outbox
+
+    db = tmp_path / "run.db"
+    sent = (("Authorization", "Bearer s3cret-t0ken"), ("User-Agent", "python-httpx/0.28.1"),
+            ("x-correlation-id", "corr-7"))
+    with Outbox(db) as box:
+        run = box.create_run("happy-path", "http://127.0.0.1:9/hook", {"auth": {"mode": "static"}})
+        box.add_deliveries(run, [Delivery(1, 0.5, b"{}", ("c-7",), ("DATA_PREPARED",), "corr-7", "happy-path", "c-7")])
+        box.record_attempt(1, Attempt(1.0, 503, 3.0, request_headers=sent))
+        box.record_attempt(1, Attempt(2.0, 204, 3.0))  # recorded without headers
+    page = create_ui_app(db).test_client().get("/deliveries/1").get_data(as_text=True)
+    first, second = page.split("<summary>Attempt 1</summary>")[1].split("<summary>Attempt 2</summary>")
+    assert "As sent; credentials are masked." in first and "python-httpx/0.28.1" in first
+    assert "Bearer ***" in first and "s3cret-t0ken" not in page
+    assert "rebuilt from the run&#39;s settings" in second and "python-httpx" not in second
+
+
+def test_an_unmigrated_outbox_is_shown_as_it_is(tmp_path: Path) -> None:
+    db = old_outbox(tmp_path / "old.db", 2)  # d1sim ui opens it read-only: no migration
+    client = create_ui_app(db).test_client()
+    page = client.get("/deliveries/1").get_data(as_text=True)
+    assert "Recorded before d1sim kept each attempt&#39;s headers" in page and "corr-old-1" in page
+    assert 'href="/cards/c-old-1"' in client.get("/search", query_string={"q": "REQ-old-1"}).get_data(as_text=True)
+    assert "DATA_PREPARED" in client.get("/cards/c-old-1").get_data(as_text=True)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version FROM d1sim_schema").fetchone() == (2,)
 
 
 def test_check_results_are_recorded_and_rendered(tmp_path: Path) -> None:
