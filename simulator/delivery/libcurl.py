@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import certifi
 import pycurl
 
+import d1sim
 from d1sim.simulator.delivery.driver import PER_WORKER, Answered
 from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
 from d1sim.simulator.delivery.outbox_records import Headers
@@ -61,11 +62,12 @@ class CurlWorkers:
         self.secrets = sender_secrets(config)
         self.slots = config.concurrency * PER_WORKER
         self.multi = pycurl.CurlMulti()
+        self.fixed = (("Host", urlsplit(config.target).netloc.rpartition("@")[2]),
+                      ("User-Agent", f"d1sim/{d1sim.__version__}"), ("Accept", "*/*"))
         self.idle = [self._handle() for _ in range(config.concurrency)]
         self.busy: dict[pycurl.Curl, _Transfer] = {}
         self.waiting: deque[StoredDelivery] = deque()
         self.done: list[Answered] = []
-        self.fixed = (("Host", urlsplit(config.target).netloc.rpartition("@")[2]), ("Accept", "*/*"))
 
     def start(self) -> None:
         """Nothing to start: transfers run while :meth:`collect` waits."""
@@ -103,6 +105,7 @@ class CurlWorkers:
         handle = pycurl.Curl()
         handle.setopt(pycurl.URL, config.target)
         handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.USERAGENT, self.fixed[1][1])  # not libcurl's, which names its build
         handle.setopt(pycurl.TIMEOUT_MS, max(1, int(config.timeout * 1000)))  # the attempt as a whole
         handle.setopt(pycurl.NOPROXY, "*")  # as the threaded workers: no proxy from the environment
         handle.setopt(pycurl.SSL_VERIFYPEER, 1 if config.verify else 0)
@@ -131,7 +134,7 @@ class CurlWorkers:
         # "Expect:" keeps libcurl from waiting for a 100 Continue before a large body.
         handle.setopt(pycurl.HTTPHEADER, [f"{name}: {value}" for name, value in headers.items()] + ["Expect:"])
         body = transfer.item.delivery.body
-        # What libcurl sends: Host and Accept first, ours, then the length it computes.
+        # What libcurl sends: Host, User-Agent and Accept first, ours, then the length it computes.
         transfer.sent = (*self.fixed, *headers.items(), ("Content-Length", str(len(body))))
         handle.setopt(pycurl.POSTFIELDSIZE, len(body))
         handle.setopt(pycurl.POSTFIELDS, body)

@@ -123,6 +123,9 @@ def test_the_request_carries_the_body_and_d1s_headers() -> None:
     assert body == stored(7).delivery.body
     assert headers["Content-Type"] == "application/json" and headers["x-correlation-id"] == "corr-7"
     assert "Expect" not in headers  # no 100-continue round trip before a body
+    recorded = dict(answered.answer.attempt.request_headers or ())
+    assert recorded == {name: headers[name] for name in recorded}  # what was sent, as it was sent
+    assert set(headers) <= set(recorded)  # and all of it
 
 
 def test_a_trickling_receiver_cannot_hold_an_attempt_beyond_the_timeout() -> None:
