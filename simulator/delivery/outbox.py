@@ -189,13 +189,18 @@ class Outbox:
             self.finish_planning(run_id)
         return count
 
-    def store_planned(self, run_id: str, deliveries: list[Delivery]) -> list[StoredDelivery]:
-        """Store one part of a plan that goes on, in one commit; returned as stored, with ids."""
+    def store_planned(self, run_id: str, deliveries: list[Delivery],
+                      tokens: list[str] | None = None) -> list[StoredDelivery]:
+        """Store one part of a plan that goes on, in one commit; returned as stored, with ids.
+
+        ``tokens``: each delivery's search index text (:func:`terms.tokens`), if computed ahead.
+        """
         with self.transaction():
-            first = self._insert_deliveries(run_id, deliveries)
+            first = self._insert_deliveries(run_id, deliveries, tokens)
         return [StoredDelivery(first + n, run_id, d) for n, d in enumerate(deliveries)]
 
-    def _insert_deliveries(self, run_id: str, deliveries: list[Delivery]) -> int:
+    def _insert_deliveries(self, run_id: str, deliveries: list[Delivery],
+                           tokens: list[str] | None = None) -> int:
         """Insert within the caller's transaction (the write lock: nobody else takes ids
         meanwhile); ids are given here, from the returned one on, so the terms can name them."""
         row = self.db.fetchone("SELECT COALESCE(MAX(id), 0) FROM deliveries")
@@ -207,7 +212,8 @@ class Outbox:
         ])
         if self._indexed:
             self.db.executemany(terms.INSERT, terms.index_rows(
-                (first + n, d.card_ids, d.body) for n, d in enumerate(deliveries)))
+                (first + n, d.card_ids, d.body) for n, d in enumerate(deliveries)) if tokens is None
+                else [(first + n, text) for n, text in enumerate(tokens)])
         return first
 
     def finish_planning(self, run_id: str) -> None:

@@ -82,10 +82,15 @@ def token(term: str) -> str:
     return term.encode("utf-8", "surrogatepass").hex()
 
 
+def tokens(card_ids: Iterable[str], body: bytes) -> str:
+    """The index row's text for a delivery (a planner may compute it ahead, off the sender)."""
+    return " ".join([token(term) for term in search_terms(card_ids, body)])
+
+
 def index_rows(deliveries: Iterable[tuple[int, Iterable[str], bytes]]) -> list[tuple[int, str]]:
     """(delivery id, tokens) rows for (delivery id, card ids, body) triples, for INSERT or DELETE
     (in any order: with ``detail=none`` a row is a set of tokens)."""
-    return [(i, " ".join([token(term) for term in search_terms(cards, body)])) for i, cards, body in deliveries]
+    return [(i, tokens(cards, body)) for i, cards, body in deliveries]
 
 
 def backfill(db: sqlite3.Connection, chunk: int = 5000) -> None:

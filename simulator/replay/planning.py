@@ -20,10 +20,11 @@ import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery import terms
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.lifeline import exit_with_parent
@@ -98,7 +99,8 @@ def streamed(outbox: Outbox, run_id: str, plan: Callable[[], Iterable[Delivery]]
     """Send a run while it is planned: expand in a forked process, store here, yield what is owed.
 
     The planning process only expands (pure work, no outbox: an SQLite connection must not cross
-    a fork) and hands deliveries over a pipe, ``HAND_OVER`` at a time; this generator stores each
+    a fork), computes each delivery's search index text, and hands them over a pipe,
+    ``HAND_OVER`` at a time; this generator stores each
     hand-over in one commit and then yields it, so every delivery is in the outbox before it is
     sent. ``None`` means "none yet, more to come". When the plan is complete the run becomes
     ready (or running). A run interrupted while planning resumes here: what it stored and still
@@ -115,13 +117,15 @@ def streamed(outbox: Outbox, run_id: str, plan: Callable[[], Iterable[Delivery]]
             if part is None:
                 yield None
             else:
-                yield from outbox.store_planned(run_id, part)  # type: ignore[arg-type]
+                deliveries, texts = cast(_Part, part)
+                yield from outbox.store_planned(run_id, deliveries, texts)
         outbox.finish_planning(run_id)
     finally:
         planner.close()
 
 
 _DONE = object()
+_Part = tuple[list[Delivery], list[str]]  # deliveries and their search index texts
 
 
 class _Planner:
@@ -135,8 +139,9 @@ class _Planner:
         self.process.start()
         writer.close()
 
-    def part(self) -> list[Delivery] | object | None:
-        """The next hand-over, None if none is ready yet, or _DONE once the plan is complete."""
+    def part(self) -> _Part | object | None:
+        """The next hand-over (deliveries and their search index texts), None if none is ready
+        yet, or _DONE once the plan is complete."""
         if not self.reader.poll():
             return None
         try:
@@ -147,7 +152,9 @@ class _Planner:
                              "nothing stored was lost: run the same command again to resume") from None
         if isinstance(message, str):
             raise UsageError(message)
-        return _DONE if message is None else [Delivery(*fields) for fields in message]
+        if message is None:
+            return _DONE
+        return [Delivery(*fields) for fields, _ in message], [text for _, text in message]
 
     def close(self) -> None:
         self.reader.close()
@@ -160,10 +167,11 @@ def _plan_into(plan: Callable[[], Iterable[Delivery]], after: int, writer: Conne
     """The planning process: expand, hand deliveries over in groups, then None (or an error text)."""
     exit_with_parent(parent)
     try:
-        batch: list[tuple[Any, ...]] = []  # plain tuples: pickled several times faster
+        # Plain tuples (pickled several times faster), with the search index text computed here.
+        batch: list[tuple[tuple[Any, ...], str]] = []
         for d in remaining(plan(), after):
-            batch.append((d.seq, d.due, d.body, d.card_ids, d.statuses, d.correlation_id, d.scenario,
-                          d.key, d.fault))
+            batch.append(((d.seq, d.due, d.body, d.card_ids, d.statuses, d.correlation_id, d.scenario,
+                           d.key, d.fault), terms.tokens(d.card_ids, d.body)))
             if len(batch) == HAND_OVER:
                 writer.send(batch)
                 batch = []

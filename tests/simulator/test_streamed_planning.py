@@ -15,12 +15,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from d1sim.contracts.scenario.expansion import planned_deliveries
 from d1sim.contracts.scenario.loading import load_scenario_file
 from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery import terms
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.replay.planning import HAND_OVER, can_stream, streamed
@@ -115,3 +117,16 @@ def test_a_replay_killed_while_planning_resumes_and_delivers_everything(tmp_path
             assert run.status == "done"
     posted = {(h["x-correlation-id"]) for h, _ in seen["requests"]}
     assert len(posted) == total  # every delivery reached the receiver (some twice: at least once)
+
+
+def test_a_streamed_plan_is_indexed_for_search_as_a_stored_one_is(tmp_path: Path) -> None:
+    body = orjson.dumps({"operations": [{"cardId": "card-7", "operationId": "op-7",
+                                          "details": {"issuerRequestId": "REQ-7"}}]})
+    plan = [Delivery(i, 0.0, body if i == 7 else b"{}", (f"c{i}",), ("X",), f"corr-{i}", "s", f"c{i}")
+            for i in range(20)]
+    with Outbox(tmp_path / "o.db") as box:
+        run = box.create_run("s", "http://127.0.0.1:9/hook", {})
+        stored = {item.delivery.seq: item.id for item in items(streamed(box, run, lambda: plan))}
+        for term in ("card-7", "op-7", "REQ-7"):
+            found = box.db.fetchall(terms.MATCHING, (terms.token(term),))
+            assert found == [(stored[7],)]
