@@ -83,15 +83,16 @@ def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
         return summarize_stacks(raw.read_text())
 
 
-# The first matching frame names the part a sample belongs to; checked in this order.
+# The first part (in this order) with a matching frame names the part a sample belongs to.
 PARTS = (
     ("expansion (planning in this process)", r"contracts/(expansion|factory|faults|convergence)\.py"),
     ("taking planned parts from the planner", r"_Planner\.part"),
     ("storing planned deliveries (SQLite)", r"add_deliveries|store_planned"),
     ("recording attempts (SQLite)", r"record_attempts|_flush"),
-    ("waiting for answers (libcurl select)", r"CurlWorkers\.collect .*:8[0-9]\)"),
+    ("building requests, reading answers (Python)",
+     r"CurlWorkers\._(send|answer|finished|begin_waiting|refresh)|(_keep|_header|<lambda>) \(.*libcurl\.py|Poster\."),
     ("libcurl transfers (C: sockets, parsing)", r"CurlWorkers\._perform"),
-    ("building requests, reading answers (Python)", r"CurlWorkers\.|Poster\."),
+    ("waiting for answers (libcurl select)", r"CurlWorkers\.collect"),
     ("httpx/httpcore request and response", r"httpx/|httpcore/|h11/"),
     ("scheduler", r"Driver\.|retry\.py"),
     ("reading the outbox", r"Outbox\.owed|Outbox\.summary|final_statuses"),
