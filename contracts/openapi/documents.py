@@ -156,7 +156,7 @@ def build_openapi(server_paths: bool = True) -> dict[str, Any]:
     if server_paths:
         doc["servers"] = [{"url": "http://127.0.0.1:8080", "description": "d1sim serve (default port)"}]
         paths, extra = inbound_paths()
-        admin, admin_extra = admin_paths()
+        admin, admin_extra = admin_paths(schemas["SimIssuer"])
         doc["paths"] = {**paths, **admin}
         schemas.update({**extra, **admin_extra})
     return copy.deepcopy(doc)  # the path tables' shared parts stay the module's own

@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from d1sim.contracts.notification.documents import bundled_names
 from d1sim.contracts.protocol import ADMIN_PREFIX as ADMIN
 from d1sim.contracts.protocol import BANKING_PREFIX as BANKING
 from d1sim.contracts.protocol import SCENARIO_HEADER
+from d1sim.contracts.scenario.loading import BUNDLED_PACKAGE
 
 CARDS = BANKING + "/issuers/{issuerId}/physicalCards"
 
@@ -200,7 +202,7 @@ ADMIN_CALLS = (
     AdminCall("/issuers", "get", "simIssuers", "Every issuer (secrets as ***)."),
     AdminCall("/issuers/{issuerId}", "get", "simIssuer", "One issuer (secrets as ***)."),
     AdminCall("/issuers/{issuerId}", "put", "simPutIssuer", "Register (201) or update (200) an issuer.",
-              body=ref("SimIssuer")),
+              body=ref("SimIssuerSettings")),
     AdminCall("/issuers/{issuerId}/credentials", "post", "simCredentials", "Mint inbound client credentials.",
               "201", obj(clientId=TEXT)),
     AdminCall("/issuers/{issuerId}/pause", "post", "simPause", "Stop the issuer's clock and deliveries."),
@@ -276,6 +278,9 @@ def admin_operation(call: AdminCall) -> dict[str, Any]:
     }
     if call.op_id == "simPutIssuer":
         operation["responses"]["201"] = answer("Registered.", {"type": "object"})
+        operation["responses"]["409"] = answer(
+            "A TLS file the settings name is not on the server: put it there and send them again.",
+            ref("Problem"), "application/problem+json")
     if call.op_id == "simStartRun":
         operation["responses"].update(START_RUN_PROBLEMS)
     if call.body is not None:
@@ -286,8 +291,20 @@ def admin_operation(call: AdminCall) -> dict[str, Any]:
     return operation
 
 
-def admin_paths() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``/_sim`` path items (and ``GET /openapi.json``) and the schemas they add."""
+def issuer_settings(issuer: dict[str, Any]) -> dict[str, Any]:
+    """The body of ``PUT /_sim/issuers/{issuerId}``: ``issuer`` (the ``SimIssuer`` component) as
+    far as a schema can say what the server takes -- the id is the path's, the default scenario
+    a bundled one. (A body may still repeat the path's issuerId; TLS files must exist: 409.)"""
+    properties = {name: value for name, value in issuer["properties"].items() if name != "issuerId"}
+    properties["defaultScenario"] = {**properties["defaultScenario"], "enum": bundled_names(BUNDLED_PACKAGE, ".yaml")}
+    return {**issuer, "title": "An issuer's settings, as PUT", "properties": properties}
+
+
+def admin_paths(issuer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The ``/_sim`` path items (and ``GET /openapi.json``) and the schemas they add.
+
+    ``issuer`` is the embedded ``SimIssuer`` schema the ``PUT`` body is made from.
+    """
     paths: dict[str, Any] = {}
     for call in ADMIN_CALLS:
         paths.setdefault(ADMIN + call.path, {})[call.method] = admin_operation(call)
@@ -298,4 +315,4 @@ def admin_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "responses": {"200": answer("The OpenAPI document.", {"type": "object"})},
         }
     }
-    return paths, {"Problem": PROBLEM}
+    return paths, {"Problem": PROBLEM, "SimIssuerSettings": issuer_settings(issuer)}

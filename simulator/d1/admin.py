@@ -2,8 +2,9 @@
 
 JSON in and out; errors are ``application/problem+json``. Only same-origin callers get in:
 a request must name a known host, a write with a body must be JSON (a scenario upload: YAML)
-and one with an ``Origin`` must come from this server (:mod:`d1sim.simulator.web.origins`). Secrets are write-only: issuer
-answers show ``***`` where one is set; a new inbound client secret is shown once, when minted.
+and one with an ``Origin`` must come from this server (:mod:`d1sim.simulator.web.origins`).
+Secrets are write-only: issuer answers show ``***`` where one is set; a new inbound client
+secret is shown once, when minted.
 When the server has an admin token, every call needs ``Authorization: Bearer <token>``.
 Runs, cards and deliveries are in :mod:`d1sim.simulator.d1.admin_runs`.
 """
@@ -26,7 +27,7 @@ from d1sim.contracts.scenario.durations import DurationError, parse_duration
 from d1sim.contracts.scenario.expansion import planned_deliveries
 from d1sim.contracts.scenario.loading import Scenario, ScenarioTooLarge, load_scenario_text
 from d1sim.contracts.scenario.source import ScenarioError
-from d1sim.simulator.d1.config import IssuerSettings, RemoteUrlRefused, bundled, bundled_names
+from d1sim.simulator.d1.config import IssuerSettings, MissingServerFile, RemoteUrlRefused, bundled, bundled_names
 from d1sim.simulator.d1.orders import start_time, store_run
 from d1sim.simulator.d1.responses import ADMIN, json_response, problem
 from d1sim.simulator.d1.server import D1Server
@@ -135,6 +136,8 @@ class Admin:
             settings, created = self.server.register({**body, "issuerId": issuer_id})
         except RemoteUrlRefused as exc:
             raise AdminError(403, "Forbidden", str(exc)) from None
+        except MissingServerFile as exc:
+            raise AdminError(409, "Conflict", str(exc)) from None
         except UsageError as exc:
             raise AdminError(400, "Invalid issuer settings", str(exc)) from None
         return json_response(self.view(settings), 201 if created else 200)

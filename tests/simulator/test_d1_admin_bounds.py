@@ -71,7 +71,7 @@ def is_problem(answer: httpx.Response, status: int) -> bool:
         ("POST", RUNS, {"yaml": SHIPPED.format(cards=1, updates=30_000)}, 422),
         ("PUT", "/_sim/issuers/ISSUER0002", {"webhookUrl": "http://192.0.2.1/h"}, 403),
         ("PUT", "/_sim/issuers/ISSUER0002", {"timeScale": 0}, 404),
-        ("PUT", "/_sim/issuers/ISSUER0002", {"webhookUrl": "http://[::1"}, 400),
+        ("PUT", "/_sim/issuers/ISSUER0002", {"webhookUrl": "http://[::1"}, 403),
         ("DELETE", RUNS, None, 405),
     ],
 )
