@@ -32,6 +32,7 @@ SERVER_FILES = (
     "inbound-production-order.schema.json",
     "inbound-production-batch.schema.json",
     "sim-issuer.schema.json",
+    "scenario.schema.json",
 )
 CORRELATION_HEADER = "x-correlation-id"
 D1_DELIVERY = (

@@ -208,8 +208,9 @@ ADMIN_CALLS = (
     AdminCall("/issuers/{issuerId}/pause", "post", "simPause", "Stop the issuer's clock and deliveries."),
     AdminCall("/issuers/{issuerId}/resume", "post", "simResume", "Restart the issuer's clock and deliveries."),
     AdminCall("/issuers/{issuerId}/runs", "post", "simStartRun",
-              "Start a bundled or uploaded scenario (no body: the issuer's defaultScenario).",
-              "201", obj(scenario=TEXT, seed={"type": "integer"}, yaml=TEXT)),
+              "Ask for a run of a bundled or uploaded scenario (no body: the issuer's defaultScenario); "
+              "it is planned in the background: poll the job at Location.", "202"),
+    AdminCall("/jobs/{jobId}", "get", "simJob", "A run asked for: planning, planned (runId) or failed (problem)."),
     AdminCall("/clock/advance", "post", "simAdvance", "Move every issuer's clock, or one's, forward.",
               body={**obj(by=SHORT_DURATION, issuerId=TEXT), "required": ["by"]}),
     AdminCall("/runs", "get", "simRuns", "Runs with delivery counts, newest first.", query=("issuerId", *PAGE)),
@@ -228,6 +229,7 @@ ADMIN_CALLS = (
 ADMIN_PARAMS: dict[str, dict[str, Any]] = {
     "issuerId": {"type": "string", "minLength": 10, "maxLength": 10},
     "runId": {"type": "string"},
+    "jobId": {"type": "string"},
     "deliveryId": {"type": "integer"},
     "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
     "offset": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
@@ -245,14 +247,54 @@ PROBLEM = {
 }
 
 
+MAX_SEED = 2**63 - 1
+MAX_YAML = 64 * 1024  # characters of an uploaded scenario (its UTF-8 bytes are checked when planned)
 START_RUN_PROBLEMS = {
     status: answer(text, ref("Problem"), "application/problem+json")
     for status, text in (
-        ("413", "The upload is larger than the server takes."),
-        ("422", "The scenario is over the upload limits, or takes too long to plan."),
+        ("413", "The body is larger than the server takes (16 MiB)."),
+        ("422", "An uploaded scenario of more than 65,536 characters (one over 64 KiB of UTF-8 fails its job)."),
         ("429", "Every planning slot is taken; try again after Retry-After seconds."),
     )
 }
+JOB = {
+    "type": "object",
+    "required": ["jobId", "issuerId", "created", "state"],
+    "properties": {
+        "jobId": {"type": "string"},
+        "issuerId": {"type": "string"},
+        "created": {"type": "string", "format": "date-time"},
+        "state": {"enum": ["planning", "planned", "failed"]},
+        "runId": {"type": ["string", "null"], "description": "planned: GET /_sim/runs/{runId}"},
+        "scenario": {"type": ["string", "null"]},
+        "seed": {"type": ["integer", "null"]},
+        "deliveries": {"type": ["integer", "null"], "description": "planned: how many the run sends"},
+        "problem": {
+            "anyOf": [{"type": "null"}, ref("Problem")],
+            "description": "failed: why, as the problem a synchronous answer would have been -- 400 "
+            "an invalid scenario, 422 one over the upload limits or the planning budget",
+        },
+    },
+}
+
+
+def run_body() -> dict[str, Any]:
+    """What ``POST .../runs`` takes: a bundled scenario's name, or an uploaded scenario's YAML."""
+    scenario = {"enum": bundled_names(BUNDLED_PACKAGE, ".yaml"), "description": "a bundled scenario"}
+    seed = {"type": "integer", "minimum": 0, "maximum": MAX_SEED}
+    yaml = {
+        "type": "string",
+        "maxLength": MAX_YAML,
+        "contentMediaType": "application/yaml",
+        "contentSchema": ref("Scenario"),
+        "description": "an uploaded scenario (at most 64 KiB); when given, scenario is not used",
+    }
+    return {
+        "content": {
+            "application/json": {"schema": obj(scenario=scenario, seed=seed, yaml=yaml)},
+            "application/yaml": {"schema": ref("Scenario")},
+        }
+    }
 
 
 def admin_operation(call: AdminCall) -> dict[str, Any]:
@@ -282,12 +324,16 @@ def admin_operation(call: AdminCall) -> dict[str, Any]:
             "A TLS file the settings name is not on the server: put it there and send them again.",
             ref("Problem"), "application/problem+json")
     if call.op_id == "simStartRun":
-        operation["responses"].update(START_RUN_PROBLEMS)
+        location = {"description": "The job: GET it until its state is planned or failed.",
+                    "schema": {"type": "string"}}
+        accepted = {**answer("Accepted: the run is being planned.", ref("Job")), "headers": {"Location": location}}
+        operation["responses"].update({"202": accepted, **START_RUN_PROBLEMS})
+        operation["requestBody"] = {"required": False, **run_body()}
+    if call.op_id == "simJob":
+        operation["responses"]["200"] = answer(call.summary, ref("Job"))
     if call.body is not None:
-        media = json_body(call.body)["content"]
-        if call.op_id == "simStartRun":
-            media["application/yaml"] = {"schema": {"type": "string"}}
-        operation["requestBody"] = {"required": call.op_id in ("simPutIssuer", "simAdvance"), "content": media}
+        operation["requestBody"] = {"required": call.op_id in ("simPutIssuer", "simAdvance"),
+                                    **json_body(call.body)}
     return operation
 
 
@@ -315,4 +361,4 @@ def admin_paths(issuer: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
             "responses": {"200": answer("The OpenAPI document.", {"type": "object"})},
         }
     }
-    return paths, {"Problem": PROBLEM, "SimIssuerSettings": issuer_settings(issuer)}
+    return paths, {"Problem": PROBLEM, "Job": JOB, "SimIssuerSettings": issuer_settings(issuer)}
