@@ -17,7 +17,8 @@ import copy
 from typing import Any
 
 from d1sim.contracts.notification.documents import load_document, package_version
-from d1sim.contracts.openapi.paths import admin_paths, inbound_paths
+from d1sim.contracts.openapi.admin import admin_paths
+from d1sim.contracts.openapi.paths import inbound_paths
 from d1sim.contracts.protocol import BANKING_PREFIX, WEBHOOK_PATH
 
 NOTIFICATION_FILES = (
