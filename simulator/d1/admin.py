@@ -233,7 +233,7 @@ class Admin:
 
 
 def _seed(value: Any) -> int | None:
-    """A seed from JSON: an integer, also written ``3.0`` (JSON Schema's integer, as JSON has no types)."""
+    """A seed from JSON: an integer, also one written ``3.0`` (JSON Schema counts it as one)."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED):
