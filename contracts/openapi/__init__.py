@@ -1,7 +1,8 @@
 """The contract as documents: OpenAPI 3.1 for the receiver and mock D1, AsyncAPI for the webhook.
 
-Modules: ``documents`` (build the documents around the packaged schemas), ``paths`` (the path
-items ``d1sim serve`` answers). ``d1sim export`` prints them.
+Modules: ``documents`` (build the documents around the packaged schemas), ``paths`` (the inbound
+path items ``d1sim serve`` answers, and path-item helpers), ``admin`` (its ``/_sim`` path items).
+``d1sim export`` prints them.
 """
 
 from d1sim.contracts.openapi.documents import build_asyncapi, build_openapi

@@ -17,7 +17,8 @@ import copy
 from typing import Any
 
 from d1sim.contracts.notification.documents import load_document, package_version
-from d1sim.contracts.openapi.paths import admin_paths, inbound_paths
+from d1sim.contracts.openapi.admin import admin_paths
+from d1sim.contracts.openapi.paths import inbound_paths
 from d1sim.contracts.protocol import BANKING_PREFIX, WEBHOOK_PATH
 
 NOTIFICATION_FILES = (
@@ -32,6 +33,7 @@ SERVER_FILES = (
     "inbound-production-order.schema.json",
     "inbound-production-batch.schema.json",
     "sim-issuer.schema.json",
+    "scenario.schema.json",
 )
 CORRELATION_HEADER = "x-correlation-id"
 D1_DELIVERY = (
@@ -156,7 +158,7 @@ def build_openapi(server_paths: bool = True) -> dict[str, Any]:
     if server_paths:
         doc["servers"] = [{"url": "http://127.0.0.1:8080", "description": "d1sim serve (default port)"}]
         paths, extra = inbound_paths()
-        admin, admin_extra = admin_paths()
+        admin, admin_extra = admin_paths(schemas["SimIssuer"])
         doc["paths"] = {**paths, **admin}
         schemas.update({**extra, **admin_extra})
     return copy.deepcopy(doc)  # the path tables' shared parts stay the module's own

@@ -1,15 +1,14 @@
-"""The paths ``d1sim serve`` answers, as OpenAPI 3.1 path items (used by :mod:`d1sim.contracts.openapi.documents`).
+"""The inbound paths ``d1sim serve`` answers, as OpenAPI 3.1 path items, and the helpers that
+build path items (used by :mod:`d1sim.contracts.openapi.documents` and ``.admin``).
 
 The inbound API (``/banking/v1``) answers errors in D1's ``{"errorCode", "error"}`` shape; the
-admin API (``/_sim``) in ``application/problem+json``. Admin calls are a table: one row each.
+admin API (``/_sim``, in :mod:`d1sim.contracts.openapi.admin`) in ``application/problem+json``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from d1sim.contracts.protocol import ADMIN_PREFIX as ADMIN
 from d1sim.contracts.protocol import BANKING_PREFIX as BANKING
 from d1sim.contracts.protocol import SCENARIO_HEADER
 
@@ -156,146 +155,3 @@ def inbound_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             errors=("400", "401", "404", "409"))},
     }
     return paths, inbound_schemas()
-
-
-@dataclass(frozen=True)
-class AdminCall:
-    """One ``/_sim`` call: where, what it does, its success status, body and query parameters."""
-
-    path: str
-    method: str
-    op_id: str
-    summary: str
-    ok: str = "200"
-    body: dict[str, Any] | None = None
-    query: tuple[str, ...] = ()
-
-
-def obj(**properties: Any) -> dict[str, Any]:
-    """An object schema with these properties."""
-    return {"type": "object", "properties": properties}
-
-
-TEXT, PAGE = {"type": "string"}, ("limit", "offset")
-# What the clock can surely be moved by (the server takes any duration up to 3650 days).
-SHORT_DURATION = {
-    "anyOf": [
-        {"type": "number", "minimum": 0, "maximum": 315_360_000},
-        {"type": "string", "pattern": "^(?:[0-9]{1,3}[dhm]|[0-9]{1,6}(?:s|ms))$"},
-    ],
-    "description": "90s, 4h, 2d, 500ms or seconds; at most 3650 days",
-}
-DELIVERY_STATES = ["pending", "delivered", "dead"]  # the outbox's states
-SINCE = {
-    "anyOf": [
-        {"type": "number", "minimum": -1e12, "maximum": 1e12, "description": "Unix seconds"},
-        {"type": "string", "format": "date-time"},
-        SHORT_DURATION["anyOf"][1],
-    ],
-    "description": "an ISO 8601 time, a duration ago (2h), or Unix seconds",
-}
-ADMIN_CALLS = (
-    AdminCall("", "get", "simIndex", "Issuers, scenarios, planning backlog, dispatcher counters."),
-    AdminCall("/scenarios", "get", "simScenarios", "The bundled scenarios."),
-    AdminCall("/issuers", "get", "simIssuers", "Every issuer (secrets as ***)."),
-    AdminCall("/issuers/{issuerId}", "get", "simIssuer", "One issuer (secrets as ***)."),
-    AdminCall("/issuers/{issuerId}", "put", "simPutIssuer", "Register (201) or update (200) an issuer.",
-              body=ref("SimIssuer")),
-    AdminCall("/issuers/{issuerId}/credentials", "post", "simCredentials", "Mint inbound client credentials.",
-              "201", obj(clientId=TEXT)),
-    AdminCall("/issuers/{issuerId}/pause", "post", "simPause", "Stop the issuer's clock and deliveries."),
-    AdminCall("/issuers/{issuerId}/resume", "post", "simResume", "Restart the issuer's clock and deliveries."),
-    AdminCall("/issuers/{issuerId}/runs", "post", "simStartRun",
-              "Start a bundled or uploaded scenario (no body: the issuer's defaultScenario).",
-              "201", obj(scenario=TEXT, seed={"type": "integer"}, yaml=TEXT)),
-    AdminCall("/clock/advance", "post", "simAdvance", "Move every issuer's clock, or one's, forward.",
-              body={**obj(by=SHORT_DURATION, issuerId=TEXT), "required": ["by"]}),
-    AdminCall("/runs", "get", "simRuns", "Runs with delivery counts, newest first.", query=("issuerId", *PAGE)),
-    AdminCall("/runs/{runId}", "get", "simRun", "One run."),
-    AdminCall("/runs/{runId}/deliveries", "get", "simRunDeliveries", "A run's deliveries.",
-              query=("state", *PAGE)),
-    AdminCall("/cards", "get", "simCards", "Orders, newest first, with the status sent so far.",
-              query=("issuerId", *PAGE)),
-    AdminCall("/deliveries/{deliveryId}", "get", "simDelivery", "One delivery with its body and attempts."),
-    AdminCall("/deliveries/{deliveryId}/resend", "post", "simResend", "Send one delivery again now.", "202"),
-    AdminCall("/deliveries/recover", "post", "simRecover", "Send again every dead delivery last tried since then.",
-              "202", body=obj(since=SINCE, issuerId=TEXT)),
-    AdminCall("/deliveries/replay", "post", "simReplay", "Send again now everything never delivered.",
-              "202", body=obj(issuerId=TEXT)),
-)
-ADMIN_PARAMS: dict[str, dict[str, Any]] = {
-    "issuerId": {"type": "string", "minLength": 10, "maxLength": 10},
-    "runId": {"type": "string"},
-    "deliveryId": {"type": "integer"},
-    "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
-    "offset": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-    "state": {"enum": DELIVERY_STATES},
-}
-PROBLEM = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string", "format": "uri"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-    },
-}
-
-
-START_RUN_PROBLEMS = {
-    status: answer(text, ref("Problem"), "application/problem+json")
-    for status, text in (
-        ("413", "The upload is larger than the server takes."),
-        ("422", "The scenario is over the upload limits, or takes too long to plan."),
-        ("429", "Every planning slot is taken; try again after Retry-After seconds."),
-    )
-}
-
-
-def admin_operation(call: AdminCall) -> dict[str, Any]:
-    """One ``/_sim`` operation: parameters, body, success and problem+json answers."""
-    names = [part[1:-1] for part in call.path.split("/") if part.startswith("{")]
-    problems = {
-        status: answer(text, ref("Problem"), "application/problem+json")
-        for status, text in (
-            ("400", "Bad request."),
-            ("401", "Missing or wrong admin token."),
-            ("403", "A webhook or token URL off this machine, on a server run with --loopback-webhooks."),
-            ("404", "Not found."),
-        )
-    }
-    operation: dict[str, Any] = {
-        "operationId": call.op_id,
-        "summary": call.summary,
-        "tags": ["admin"],
-        "security": [{"adminBearer": []}, {}],
-        "parameters": [path_param(n, ADMIN_PARAMS[n]) for n in names]
-        + [query_param(n, ADMIN_PARAMS[n]) for n in call.query],
-        "responses": {call.ok: answer(call.summary, {"type": "object"}), **problems},
-    }
-    if call.op_id == "simPutIssuer":
-        operation["responses"]["201"] = answer("Registered.", {"type": "object"})
-    if call.op_id == "simStartRun":
-        operation["responses"].update(START_RUN_PROBLEMS)
-    if call.body is not None:
-        media = json_body(call.body)["content"]
-        if call.op_id == "simStartRun":
-            media["application/yaml"] = {"schema": {"type": "string"}}
-        operation["requestBody"] = {"required": call.op_id in ("simPutIssuer", "simAdvance"), "content": media}
-    return operation
-
-
-def admin_paths() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The ``/_sim`` path items (and ``GET /openapi.json``) and the schemas they add."""
-    paths: dict[str, Any] = {}
-    for call in ADMIN_CALLS:
-        paths.setdefault(ADMIN + call.path, {})[call.method] = admin_operation(call)
-    paths["/openapi.json"] = {
-        "get": {
-            "operationId": "openapi",
-            "summary": "This document.",
-            "responses": {"200": answer("The OpenAPI document.", {"type": "object"})},
-        }
-    }
-    return paths, {"Problem": PROBLEM}

@@ -35,7 +35,8 @@ endpoints:
   GET  /cards/{{cardId}}                               state probe (404: unknown card)
   GET  /_receiver/stats                              counters        (auth as the webhook)
   POST /_receiver/reset                              forget everything, restart the knobs
-                                                     (auth as the webhook)
+                                                     (auth as the webhook; same origin only:
+                                                     no foreign Origin or Host, JSON or no body)
 
 secrets may come from {BEARER_ENV}
 and {SECRET_ENV} instead of the options.
@@ -66,6 +67,12 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--db", metavar="PATH", help="SQLite file to keep state in (default: in memory)"
+    )
+    parser.add_argument(
+        "--public-host",
+        metavar="NAME",
+        help="host name clients reach the receiver by (behind a proxy, in a container network); "
+        "/_receiver/reset answers only to it, IP addresses, loopback names and --host",
     )
     add_log_options(parser)
     auth = parser.add_argument_group("authentication (default: none)")
@@ -144,6 +151,8 @@ def config_from_args(args: argparse.Namespace) -> ReceiverConfig:
             fault_rate=args.fault_rate,
             fault_status=args.fault_status,
             seed=args.seed,
+            host=args.host,
+            public_host=args.public_host,
         )
     except ConfigError as exc:
         option = OPTION_OF.get(exc.setting, "--" + exc.setting.replace("_", "-"))

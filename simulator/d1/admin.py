@@ -14,7 +14,6 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,19 +23,17 @@ from flask import Flask, Request, Response, request
 from d1sim.contracts.payloads.factory import format_time
 from d1sim.contracts.protocol import ADMIN_PREFIX, BANKING_PREFIX
 from d1sim.contracts.scenario.durations import DurationError, parse_duration
-from d1sim.contracts.scenario.expansion import planned_deliveries
-from d1sim.contracts.scenario.loading import Scenario, ScenarioTooLarge, load_scenario_text
-from d1sim.contracts.scenario.source import ScenarioError
-from d1sim.simulator.d1.config import IssuerSettings, RemoteUrlRefused, bundled, bundled_names
-from d1sim.simulator.d1.orders import start_time, store_run
-from d1sim.simulator.d1.responses import ADMIN, json_response, problem
+from d1sim.simulator.d1.config import IssuerSettings, MissingServerFile, RemoteUrlRefused, bundled, bundled_names
+from d1sim.simulator.d1.jobs import KEPT_JOBS, BudgetFull, Job
+from d1sim.simulator.d1.responses import ADMIN, json_response, problem, problem_json
 from d1sim.simulator.d1.server import D1Server
-from d1sim.simulator.d1.uploads import UPLOAD_LIMITS, BudgetFull, OverTime, PlanningBudget
+from d1sim.simulator.d1.uploads import UPLOAD_LIMITS, RunRequest
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.ui.results import rfc3339
 from d1sim.simulator.web.origins import YAML_TYPES, OriginGuard, protect
 
-MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
 MAX_SEED = MAX_ID = 2**63 - 1  # what SQLite stores
+MAX_YAML_CHARACTERS = UPLOAD_LIMITS.max_bytes  # a longer text cannot be within the limit
 
 
 class AdminError(Exception):
@@ -90,7 +87,6 @@ class Admin:
 
     def __init__(self, server: D1Server) -> None:
         self.server = server
-        self.budget = PlanningBudget(server.settings.plan_slots, server.settings.plan_seconds)
 
     def check_token(self) -> Response | None:
         """Before every admin call: the admin token, when the server has one."""
@@ -136,6 +132,8 @@ class Admin:
             settings, created = self.server.register({**body, "issuerId": issuer_id})
         except RemoteUrlRefused as exc:
             raise AdminError(403, "Forbidden", str(exc)) from None
+        except MissingServerFile as exc:
+            raise AdminError(409, "Conflict", str(exc)) from None
         except UsageError as exc:
             raise AdminError(400, "Invalid issuer settings", str(exc)) from None
         return json_response(self.view(settings), 201 if created else 200)
@@ -193,64 +191,70 @@ class Admin:
         )
 
     def start_run(self, issuer_id: str) -> Response:
-        """Start a bundled (``{"scenario": name}``) or uploaded (YAML) scenario for the issuer."""
-        settings = issuer_or_404(self.server, issuer_id)
+        """Ask for a run of a bundled (``{"scenario": name}``) or uploaded (YAML) scenario: 202 and
+        the planning job, at once (:mod:`d1sim.simulator.d1.jobs`)."""
+        run = self._run_request(issuer_or_404(self.server, issuer_id))
         try:
-            with self.budget.slot():
-                scenario, seed = self._scenario(settings.default_scenario)
-                if scenario.cards.total > MAX_SCENARIO_CARDS:
-                    raise AdminError(422, "Scenario too large", f"at most {MAX_SCENARIO_CARDS} cards")
-                run_id, start = self._plan(settings, scenario, seed)
+            job = self.server.jobs.submit(run)
         except BudgetFull as exc:
             raise AdminError(429, "Too many runs being planned", str(exc),
                              {"Retry-After": str(exc.retry_after)}) from None
-        except OverTime as exc:
-            raise AdminError(422, "Scenario too large", str(exc)) from None
-        server = self.server
-        server.store.add_run(run_id, issuer_id, start)
-        server.dispatcher.reload(run_id)
-        return json_response(
-            {
-                "runId": run_id,
-                "scenario": scenario.name,
-                "seed": seed,
-                "deliveries": server.outbox.summary(run_id)["pending"],
-            },
-            201,
-        )
+        answer = json_response(job_json(job), 202)
+        answer.headers["Location"] = f"{ADMIN}/jobs/{job.job_id}"
+        return answer
 
-    def _plan(self, settings: IssuerSettings, scenario: Scenario, seed: int) -> tuple[str, float]:
-        """Expand within the budget's time, then store the run whole (never half of one)."""
-        batching = replace(scenario.batching, max=min(scenario.batching.max, settings.max_operations))
-        scenario = replace(scenario, issuer_id=settings.issuer_id, batching=batching)
-        start = self.server.issuers.now(settings.issuer_id)
-        deliveries = self.budget.collect(planned_deliveries(scenario, seed=seed, start=start_time(start)))
-        options = {"issuerId": settings.issuer_id, "scenario": scenario.name, "seed": seed}
-        run_id = store_run(self.server.outbox, scenario.name, settings.target, options, deliveries)
-        return run_id, start
+    def job(self, job_id: str) -> Response:
+        """How a run asked for is doing: planning, planned (its runId), or failed (a problem)."""
+        job = self.server.jobs.job(job_id)
+        if job is None:
+            raise AdminError(404, "Not found", f"no job {job_id} (jobs are kept in memory, the "
+                             f"last {KEPT_JOBS:,}, until the server stops)")
+        return json_response(job_json(job))
 
-    def _scenario(self, default: str) -> tuple[Scenario, int]:
+    def _run_request(self, settings: IssuerSettings) -> RunRequest:
+        """What the request asks for, checked as far as it can be without loading a scenario."""
         if "yaml" in (request.mimetype or ""):
             text: Any = request.get_data(as_text=True)
             body: dict[str, Any] = {}
         else:
             body = body_json()  # no body: the issuer's defaultScenario
             text = body.get("yaml")
-        try:
-            if isinstance(text, str):
-                scenario = load_scenario_text(text, "uploaded scenario", UPLOAD_LIMITS)
-            else:
-                scenario = bundled(str(body.get("scenario", default)))
-        except ScenarioTooLarge as exc:
-            raise AdminError(422, "Scenario too large", str(exc)) from None
-        except ScenarioError as exc:
-            raise AdminError(400, "Invalid scenario", str(exc)) from None
-        except KeyError as exc:
-            raise AdminError(400, "Unknown scenario", str(exc.args[0])) from None
-        seed = body.get("seed", scenario.seed)
-        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed <= MAX_SEED:
-            raise AdminError(400, "Bad request", f"seed must be an integer from 0 to {MAX_SEED}")
-        return scenario, seed
+        if text is not None and not isinstance(text, str):
+            raise AdminError(400, "Bad request", "yaml is a scenario's text")
+        if text is not None and len(text) > MAX_YAML_CHARACTERS:
+            raise AdminError(422, "Scenario too large", f"the scenario is {len(text):,} characters; an "
+                             f"uploaded one is at most {UPLOAD_LIMITS.max_bytes:,} bytes")
+        name = body.get("scenario", settings.default_scenario)
+        if name not in bundled_names():
+            raise AdminError(400, "Unknown scenario", f"scenario is one of {', '.join(bundled_names())}")
+        seed = _seed(body.get("seed"))
+        return RunRequest(settings.issuer_id, settings.max_operations, self.server.issuers.now(settings.issuer_id),
+                          name, text, seed, self.server.settings.plan_seconds)
+
+
+def _seed(value: Any) -> int | None:
+    """A seed from JSON: an integer, also one written ``3.0`` (JSON Schema counts it as one)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_SEED):
+        raise AdminError(400, "Bad request", f"seed must be an integer from 0 to {MAX_SEED}")
+    return value
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A planning job as the admin API shows it."""
+    problem = job.problem
+    return {
+        "jobId": job.job_id,
+        "issuerId": job.issuer_id,
+        "created": rfc3339(job.created),
+        "state": job.state,
+        "runId": job.run_id,
+        "scenario": job.scenario,
+        "seed": job.seed,
+        "deliveries": job.deliveries,
+        "problem": None if problem is None else problem_json(problem.status, problem.title, problem.detail),
+    }
 
 
 def _scenario_upload_types(req: Request) -> frozenset[str]:
@@ -271,6 +275,7 @@ def add_admin_routes(app: Flask, server: D1Server) -> None:
         ("/issuers/<issuer_id>/pause", views.pause, "POST"),
         ("/issuers/<issuer_id>/resume", views.resume, "POST"),
         ("/issuers/<issuer_id>/runs", views.start_run, "POST"),
+        ("/jobs/<job_id>", views.job, "GET"),
         ("/clock/advance", views.advance, "POST"),
     ]
     for path, view, method in rules:

@@ -67,6 +67,10 @@ class RemoteUrlRefused(SettingsError):
     """A URL off this machine, on a server that sends only to loopback (403: policy, not syntax)."""
 
 
+class MissingServerFile(SettingsError):
+    """A file the settings name is not on the server (409: put it there and send them again)."""
+
+
 @cache
 def bundled_names() -> tuple[str, ...]:
     """The bundled scenarios' names (read once: loading them all takes milliseconds)."""
@@ -174,7 +178,7 @@ class IssuerSettings:
         tls, retry = self.data.get("tls") or {}, self.data["retry"]
         for name in ("clientCert", "clientKey", "caCert"):
             if tls.get(name) and not os.path.isfile(tls[name]):
-                raise SettingsError(f"tls.{name}", f"no such file on the server: {tls[name]}")
+                raise MissingServerFile(f"tls.{name}", f"no such file on the server: {tls[name]}")
         policy = RetryPolicy(
             max_attempts=retry.get("maxAttempts", 8),
             base=retry.get("base", 1.0),
@@ -273,8 +277,9 @@ def refuse_remote_urls(raw: Any) -> None:
             continue
         try:
             host = urlsplit(str(value)).hostname or ""
-        except ValueError as exc:
-            raise SettingsError(field, f"not a usable URL ({exc})") from None
+        except ValueError as exc:  # no host to tell: not a loopback one, so refused as remote ones
+            raise RemoteUrlRefused(field, f"this server only sends to loopback addresses, and this URL "
+                                   f"names no host it can read ({exc})") from None
         if not is_loopback(host):
             raise RemoteUrlRefused(field, f"this server only sends to loopback addresses, not {host!r} "
                                 "(it runs with loopback_webhooks)")

@@ -30,22 +30,27 @@ PLAN_CHUNK = 200  # orders planned per outbox transaction when many are waiting
 log = logging.getLogger("d1sim.serve")
 
 
-def _start_planning_process(server_pid: int) -> None:
+def prepare_planning_process(server_pid: int) -> None:
+    """First thing in a planning process: ignore Ctrl-C, end with the server."""
     # Ctrl-C reaches the whole process group; only the server decides how to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # A server killed with SIGKILL cannot stop its pool: the process must notice on its own.
     exit_with_parent(server_pid)
 
 
+def planning_context() -> multiprocessing.context.BaseContext:
+    """How planning processes start: forkserver (never fork the threaded server), else spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def planning_pool(workers: int) -> Executor:
-    """Processes for :func:`expand_order` (forkserver: never fork the threaded server).
+    """Processes for :func:`expand_order`.
 
     Each ends by itself when the server is gone, also after a SIGKILL (no orphans).
     """
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     return ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_planning_process, initargs=(os.getpid(),)
+        workers, mp_context=planning_context(), initializer=prepare_planning_process, initargs=(os.getpid(),)
     )
 
 

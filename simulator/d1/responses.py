@@ -18,16 +18,15 @@ def json_response(body: Any, status: int = 200, mimetype: str = "application/jso
     return Response(orjson.dumps(body), status, mimetype=mimetype)
 
 
+def problem_json(status: int, title: str, detail: str, slug: str | None = None) -> dict[str, Any]:
+    """An RFC 9457 problem document (the admin API's errors, and a failed job's)."""
+    slug = slug or title.lower().replace(" ", "-")
+    return {"type": f"https://d1sim.dev/problems/{slug}", "title": title, "status": status, "detail": detail}
+
+
 def problem(status: int, title: str, detail: str, slug: str | None = None) -> Response:
     """An RFC 9457 problem answer (the admin API's errors)."""
-    slug = slug or title.lower().replace(" ", "-")
-    body = {
-        "type": f"https://d1sim.dev/problems/{slug}",
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    return json_response(body, status, "application/problem+json")
+    return json_response(problem_json(status, title, detail, slug), status, "application/problem+json")
 
 
 def d1_error(status: int, code: str, error: str, message: str | None = None) -> Response:

@@ -1,4 +1,4 @@
-"""The mock D1 as one object: store, outbox, issuers, planner and dispatcher, and inbound tokens.
+"""The mock D1 as one object: store, outbox, issuers, planners and dispatcher, and inbound tokens.
 
 No HTTP here: :mod:`d1sim.simulator.d1.app` exposes a :class:`D1Server` as a Flask app.
 """
@@ -16,8 +16,11 @@ from typing import Any
 from d1sim.simulator.d1.config import IssuerSettings, ServerSettings, refuse_remote_urls
 from d1sim.simulator.d1.dispatcher import Dispatcher
 from d1sim.simulator.d1.issuers import Issuers
+from d1sim.simulator.d1.jobs import PlanningJobs
+from d1sim.simulator.d1.orders import store_run
 from d1sim.simulator.d1.planner import Planner
 from d1sim.simulator.d1.store import Store, digest
+from d1sim.simulator.d1.uploads import PlannedRun, RunRequest
 from d1sim.simulator.delivery.outbox import Outbox
 
 
@@ -38,6 +41,9 @@ class D1Server:
             self.dispatcher.reload,
             workers=settings.plan_workers,
         )
+        self.jobs = PlanningJobs(
+            self._store_run, settings.plan_slots, settings.plan_seconds, processes=settings.plan_workers > 0
+        )
         self._tokens: dict[str, tuple[str, float]] = {}  # token hash -> (issuer id, expiry)
         self._token_lock = threading.Lock()
         for raw in issuers:
@@ -51,6 +57,15 @@ class D1Server:
         settings = self.issuers.get(issuer_id)
         return settings.target if settings else "?"
 
+    def _store_run(self, request: RunRequest, planned: PlannedRun) -> str:
+        """Store a run the admin API asked for, whole, and hand it to the dispatcher."""
+        options = {"issuerId": request.issuer_id, "scenario": planned.scenario, "seed": planned.seed}
+        target = self._target(request.issuer_id)
+        run_id = store_run(self.outbox, planned.scenario, target, options, planned.deliveries)
+        self.store.add_run(run_id, request.issuer_id, request.start)
+        self.dispatcher.reload(run_id)
+        return run_id
+
     def start(self) -> None:
         """Resume every unfinished lifecycle and start planning and sending."""
         self.dispatcher.start()
@@ -58,6 +73,7 @@ class D1Server:
 
     def stop(self) -> None:
         """Stop planning and sending (what is owed stays owed), then close the database."""
+        self.jobs.stop()
         self.planner.stop()
         self.dispatcher.stop()
         self.store.close()

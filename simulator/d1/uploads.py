@@ -1,78 +1,123 @@
-"""A budget for the scenario runs the admin API starts: how many at once, how big, how long.
+"""Planning one scenario run the admin API was asked for, within a budget of size and time.
 
-Loading and expanding a scenario is CPU work that grows with what the scenario asks for. Nine
-small uploads asking for millions of notifications used to take every request thread, and the
-server stopped answering. Now an upload is refused past :data:`UPLOAD_LIMITS` (422) before it
-is expanded, at most ``slots`` runs are planned at a time (the next one gets 429 with
-``Retry-After`` at once, holding no thread), and a plan that takes longer than ``seconds`` is
-abandoned (422) before anything is stored.
+Loading and expanding a scenario is CPU work that grows with what the scenario asks for: a
+300-byte upload can ask for 50,000 notifications, each with a thousand extra fields. So an upload
+is refused past :data:`UPLOAD_LIMITS` (422) before it is expanded, and the expansion stops (422)
+once it has taken ``seconds`` or made more than :data:`MAX_BODY_BYTES` of notification bodies.
+Nothing here runs on a request thread or stores anything: :mod:`d1sim.simulator.d1.jobs` runs
+:func:`plan_run_request` in a planning process it can kill, and stores what comes back whole.
+A failure is a value (:class:`Refusal`), not an exception: it crosses a process boundary.
 
 Example::
 
-    >>> budget = PlanningBudget(slots=1, seconds=5.0)
-    >>> with budget.slot():
-    ...     len(budget.collect(iter(range(3))))
-    3
+    >>> planned = plan_run_request(RunRequest("ISSUER0001", 10, start=0.0, scenario="happy-path"))
+    >>> planned.scenario, len(planned.deliveries) > 0
+    ('happy-path', True)
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from typing import TypeVar
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
-from d1sim.contracts.scenario.limits import ScenarioLimits
-
-T = TypeVar("T")
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.limits import ScenarioLimits, ScenarioTooLarge
+from d1sim.contracts.scenario.loading import Scenario, load_scenario_text
+from d1sim.contracts.scenario.source import ScenarioError
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.d1.config import bundled
+from d1sim.simulator.d1.orders import start_time
 
 # An uploaded scenario is a test of a receiver, not a load test: bulk runs go through replay.
 UPLOAD_LIMITS = ScenarioLimits(
     max_bytes=64 * 1024, max_depth=16, max_nodes=20_000, max_per_card=1_000,
     max_notifications=50_000,
 )
+MAX_SCENARIO_CARDS = 10_000  # an admin-started run's lanes are held in memory while it runs
+MAX_BODY_BYTES = 64 * 1024 * 1024  # of notification bodies in one run (50,000 plain ones: ~30 MB)
 CHECK_EVERY = 64  # deliveries planned between two looks at the clock
 
 
-class BudgetFull(Exception):
-    """Every planning slot is taken; try again after ``retry_after`` seconds."""
+@dataclass(frozen=True)
+class RunRequest:
+    """A run to plan: an uploaded ``yaml`` scenario, else the bundled ``scenario``, for an issuer."""
 
-    def __init__(self, slots: int, retry_after: int) -> None:
-        super().__init__(f"{slots} scenario run(s) are being planned; try again shortly")
-        self.retry_after = retry_after
+    issuer_id: str
+    max_operations: int  # the issuer's: a POST carries at most this many operations
+    start: float  # the issuer's virtual time when the run was asked for
+    scenario: str = "happy-path"
+    yaml: str | None = None
+    seed: int | None = None  # None: the scenario's own
+    seconds: float = 10.0
 
 
-class OverTime(Exception):
-    """Planning took longer than the budget allows."""
+@dataclass(frozen=True)
+class PlannedRun:
+    """A planned run, not stored yet."""
+
+    scenario: str
+    seed: int
+    deliveries: list[Delivery]
 
 
-class PlanningBudget:
-    """At most ``slots`` plans at a time, each for at most ``seconds``."""
+@dataclass(frozen=True)
+class Refusal:
+    """Why a run was not planned: the problem the admin API shows (``status`` as an HTTP one)."""
 
-    def __init__(self, slots: int = 2, seconds: float = 10.0) -> None:
-        self.slots, self.seconds = slots, seconds
-        self._free = threading.BoundedSemaphore(slots)
-        self._local = threading.local()
+    status: int
+    title: str
+    detail: str
 
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        """Hold a planning slot for the block; :class:`BudgetFull` at once when there is none."""
-        if not self._free.acquire(blocking=False):
-            raise BudgetFull(self.slots, max(1, round(self.seconds / 2)))
-        self._local.deadline = time.monotonic() + self.seconds
-        try:
-            yield
-        finally:
-            self._free.release()
 
-    def collect(self, items: Iterable[T]) -> list[T]:
-        """Every item, or :class:`OverTime` when the slot's deadline passes first."""
-        deadline = getattr(self._local, "deadline", time.monotonic() + self.seconds)
-        collected: list[T] = []
-        for item in items:
-            collected.append(item)
-            if len(collected) % CHECK_EVERY == 0 and time.monotonic() > deadline:
-                raise OverTime(f"planning the run took more than {self.seconds:g} s "
-                               f"({len(collected):,} deliveries so far); make the scenario smaller")
-        return collected
+class OverBudget(Exception):
+    """The expansion took longer, or made more, than the budget allows."""
+
+
+def plan_run_request(request: RunRequest) -> PlannedRun | Refusal:
+    """Load, check and expand ``request``'s scenario within its budget."""
+    try:
+        scenario = _scenario(request)
+        if scenario.cards.total > MAX_SCENARIO_CARDS:
+            return Refusal(422, "Scenario too large", f"at most {MAX_SCENARIO_CARDS:,} cards")
+        seed = scenario.seed if request.seed is None else request.seed
+        batching = replace(scenario.batching, max=min(scenario.batching.max, request.max_operations))
+        scenario = replace(scenario, issuer_id=request.issuer_id, batching=batching)
+        expansion = planned_deliveries(scenario, seed=seed, start=start_time(request.start))
+        return PlannedRun(scenario.name, seed, collect(expansion, request.seconds))
+    except ScenarioTooLarge as exc:
+        return Refusal(422, "Scenario too large", str(exc))
+    except ScenarioError as exc:
+        return Refusal(400, "Invalid scenario", str(exc))
+    except OverBudget as exc:
+        return Refusal(422, "Scenario too large", str(exc))
+    except MemoryError:
+        return Refusal(422, "Scenario too large", "planning the run needs more memory than a "
+                       "planning process may use; make the scenario smaller")
+
+
+def _scenario(request: RunRequest) -> Scenario:
+    if request.yaml is not None:
+        return load_scenario_text(request.yaml, "uploaded scenario", UPLOAD_LIMITS)
+    return bundled(request.scenario)
+
+
+def collect(deliveries: Iterable[Delivery], seconds: float, max_bytes: int = MAX_BODY_BYTES) -> list[Delivery]:
+    """Every delivery, or :class:`OverBudget` once ``seconds`` or ``max_bytes`` of bodies are spent.
+
+    The clock is read between deliveries: an expansion that makes none for a long time is
+    stopped from outside (the planning process is killed).
+    """
+    deadline = time.monotonic() + seconds
+    collected: list[Delivery] = []
+    size = 0
+    for item in deliveries:
+        collected.append(item)
+        size += len(item.body)
+        if size > max_bytes:
+            raise OverBudget(f"the run's notifications would take more than {max_bytes // 2**20} MiB "
+                             f"({len(collected):,} deliveries so far); make the scenario smaller")
+        if len(collected) % CHECK_EVERY == 0 and time.monotonic() > deadline:
+            raise OverBudget(f"planning the run took more than {seconds:g} s "
+                             f"({len(collected):,} deliveries so far); make the scenario smaller")
+    return collected

@@ -14,7 +14,7 @@ It is the example integrators read. What it does for every notification, in orde
 ``GET /cards/<cardId>`` is the state probe of docs/d1-produce.md section 7: 200 with the held state,
 or 404 when no *known* status was received for the card (also when only unknown ones were).
 The control routes (``/_receiver/stats``, ``/_receiver/reset``) take the same token as the
-webhook when auth is configured.
+webhook when auth is configured, and refuse writes from other origins (:mod:`.control`).
 
 Example::
 
@@ -43,7 +43,9 @@ from werkzeug.exceptions import HTTPException
 
 from d1sim.contracts.notification.validation import validate_notification
 from d1sim.contracts.protocol import webhook_path
+from d1sim.simulator.receiver.control import add_control_routes
 from d1sim.simulator.receiver.store import ReceiverStore
+from d1sim.simulator.web.origins import OriginGuard
 
 WEBHOOK_PATH = webhook_path("<issuer_id>")  # as a Flask route
 TOKEN_PATH = "/authz/d1/v1/oauth2/token"
@@ -92,6 +94,8 @@ class ReceiverConfig:
     fault_rate: float = 0.0
     fault_status: int = 500
     seed: int | None = None
+    host: str = "127.0.0.1"  # the bound address: control writes must name it (or loopback, an IP)
+    public_host: str | None = None  # the name clients reach the receiver by, behind a proxy
     clock: Callable[[], float] = field(default=time.time, repr=False)
     sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
@@ -201,9 +205,9 @@ class Receiver:
         if fault is not None:
             self.store.count("faulted")
             return _error(fault, "failure injected by the receiver's knobs")
-        if not self._authorized():
+        if not self.authorized():
             self.store.count("rejected")
-            return self._unauthorized()
+            return self.unauthorized()
         return self._apply(request.get_data())
 
     def _apply(self, raw: bytes) -> Response:
@@ -225,12 +229,21 @@ class Receiver:
         self.store.count("rejected")
         return _error(status, message, headers, **extra)
 
+    def refusal(self) -> Response | None:
+        """The 401 a call without the receiver's credentials gets, or None."""
+        return None if self.authorized() else self.unauthorized()
+
+    def reset(self) -> None:
+        """Forget cards, operations and counters; restart the knobs."""
+        self.store.reset()
+        self.knobs.reset()
+
     @staticmethod
-    def _unauthorized() -> Response:
+    def unauthorized() -> Response:
         challenge = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
         return _error(401, "missing, wrong or expired bearer token", challenge)
 
-    def _authorized(self) -> bool:
+    def authorized(self) -> bool:
         if not self.config.auth_required:
             return True
         auth = request.authorization
@@ -273,20 +286,6 @@ class Receiver:
             )
         return _error(404, f"unknown card {card_id}", cardId=card_id)
 
-    def stats(self) -> Response:
-        """``GET /_receiver/stats``: request and state counters for tests and demos."""
-        if not self._authorized():
-            return self._unauthorized()
-        return _json(self.store.stats())
-
-    def reset(self) -> Response:
-        """``POST /_receiver/reset``: forget cards, operations and counters; restart the knobs."""
-        if not self._authorized():
-            return self._unauthorized()
-        self.store.reset()
-        self.knobs.reset()
-        return Response(status=204)
-
 
 def create_app(config: ReceiverConfig | None = None) -> Flask:
     """Build the reference receiver as a Flask (WSGI) app.
@@ -307,8 +306,8 @@ def create_app(config: ReceiverConfig | None = None) -> Flask:
     app.add_url_rule(WEBHOOK_PATH, view_func=receiver.notify, methods=["POST"])
     app.add_url_rule(TOKEN_PATH, view_func=receiver.token, methods=["POST"])
     app.add_url_rule(PROBE_PATH, view_func=receiver.probe, methods=["GET"])
-    app.add_url_rule("/_receiver/stats", view_func=receiver.stats, methods=["GET"])
-    app.add_url_rule("/_receiver/reset", view_func=receiver.reset, methods=["POST"])
+    guard = OriginGuard(receiver.config.host, receiver.config.public_host)
+    add_control_routes(app, guard, receiver.refusal, receiver.store.stats, receiver.reset)
     # Every error a client can see is JSON, including Flask's own 404/405/413.
     app.register_error_handler(
         HTTPException, lambda exc: _error(exc.code or 500, exc.description or exc.name)

@@ -235,7 +235,7 @@ def test_admin_errors_are_problem_documents(d1: MockD1) -> None:
         d1.http.put("/_sim/issuers/ISSUER0003", json={"timeScale": 1}),
         d1.http.post("/_sim/clock/advance", json={"by": "1 month"}),
         d1.http.post(f"/_sim/issuers/{ISSUER}/runs", json={"scenario": "nope"}),
-        d1.http.post(f"/_sim/issuers/{ISSUER}/runs", json={"yaml": "name: x\n"}),
+        d1.http.post(f"/_sim/issuers/{ISSUER}/runs", json={"yaml": ["name: x"]}),
         d1.http.get("/_sim/runs/r-none"),
         d1.http.get("/_sim/deliveries/999999"),
         d1.http.get("/_sim/runs", params={"limit": "lots"}),

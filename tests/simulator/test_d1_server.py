@@ -189,10 +189,18 @@ def test_an_uploaded_scenario_runs_against_the_issuer(d1: MockD1) -> None:
         "steps:\n  - status: CARD_PROD_REQUESTED\n  - {status: DATA_PREPARED, after: 1m}\n"
     )
     answer = d1.http.post(f"/_sim/issuers/{ISSUER}/runs", content=text, headers={"Content-Type": "application/yaml"})
-    assert answer.status_code == 201, answer.text
+    assert answer.status_code == 202 and answer.json()["state"] == "planning", answer.text
     wait_for(lambda: d1.held("up-1") == d1.held("up-2") == "DATA_PREPARED", what="both cards")
+    job = d1.http.get(answer.headers["location"]).json()
+    assert job["state"] == "planned" and job["scenario"] == "two-cards" and job["seed"] == 5
+    assert d1.http.get(f"/_sim/runs/{job['runId']}").json()["deliveries"]["delivered"] == 2
     bundled = d1.http.post(f"/_sim/issuers/{ISSUER}/runs", json={"scenario": "shipment-tracking"})
-    assert bundled.status_code == 201 and bundled.json()["deliveries"] > 0
+
+    def planned() -> dict | None:
+        job = d1.http.get(bundled.headers["location"]).json()
+        return job if job["state"] == "planned" else None
+
+    assert wait_for(planned, what="the bundled run")["deliveries"] > 0
 
 
 def test_secrets_never_appear_in_answers(tmp_path: Path) -> None:

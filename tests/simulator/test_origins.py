@@ -79,7 +79,7 @@ def test_a_rebinding_host_name_is_refused_even_for_reads(admin: FlaskClient) -> 
 def test_a_yaml_upload_needs_its_own_content_type_and_only_where_taken(admin: FlaskClient) -> None:
     path = f"/_sim/issuers/{ISSUER}/runs"
     assert admin.post(path, data=SCENARIO, content_type="text/plain", base_url=LOCAL).status_code == 415
-    assert admin.post(path, data=SCENARIO, content_type="application/yaml", base_url=LOCAL).status_code == 201
+    assert admin.post(path, data=SCENARIO, content_type="application/yaml", base_url=LOCAL).status_code == 202
     issuer = admin.put(f"/_sim/issuers/{ISSUER}", data="timeScale: 2", content_type="application/yaml", base_url=LOCAL)
     assert issuer.status_code == 415
 

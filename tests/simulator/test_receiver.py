@@ -555,6 +555,63 @@ def test_control_routes_stay_open_on_a_receiver_without_auth(receiver):
     assert receiver.http.post("/_receiver/reset").status_code == 204
 
 
+def is_problem(answer: Any, status: int) -> bool:
+    return (
+        answer.status_code == status
+        and answer.mimetype == "application/problem+json"
+        and answer.get_json()["status"] == status
+    )
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"Origin": "http://evil.example"}, 403),  # a page's cross-origin form or fetch
+        ({"Origin": "null"}, 403),  # a sandboxed page
+        ({"Host": "rebound.example:8090", "Origin": "http://rebound.example:8090"}, 403),  # DNS rebinding
+        ({"Content-Type": "text/plain"}, 415),  # the one body type a page may send without a preflight
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ],
+)
+def test_a_reset_from_a_web_page_is_refused_and_forgets_nothing(receiver, headers, status):
+    assert receiver.notify(note(op("DATA_PREPARED", "card-1"))).status_code == 204
+    answer = receiver.http.post("/_receiver/reset", data=b"{}", headers=headers)
+    assert is_problem(answer, status), (answer.status_code, answer.data)
+    assert receiver.probe("card-1") is not None
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Origin": "http://localhost"}, {"Content-Type": "application/json"},
+     {"Host": "127.0.0.1:8090", "Origin": "http://127.0.0.1:8090"}],
+)
+def test_a_reset_from_this_origin_or_a_non_browser_client_goes_through(receiver, headers):
+    assert receiver.notify(note(op("DATA_PREPARED", "card-1"))).status_code == 204
+    data = b"{}" if "Content-Type" in headers else None
+    assert receiver.http.post("/_receiver/reset", data=data, headers=headers).status_code == 204
+    assert receiver.probe("card-1") is None
+
+
+def test_the_receiver_answers_to_its_public_host(make_receiver):
+    receiver = make_receiver(host="0.0.0.0", public_host="receiver.test")
+    headers = {"Host": "receiver.test:8090", "Origin": "http://receiver.test:8090"}
+    assert receiver.http.post("/_receiver/reset", headers=headers).status_code == 204
+    other = {"Host": "other.test:8090"}
+    assert is_problem(receiver.http.post("/_receiver/reset", headers=other), 403)
+
+
+def test_the_webhook_takes_notifications_from_any_origin(receiver):
+    foreign = {"Origin": "http://evil.example", "Host": "hooks.example"}
+    assert receiver.notify(note(op("DATA_PREPARED", "card-1")), foreign).status_code == 204
+    assert receiver.http.get("/_receiver/stats", headers={"Host": "hooks.example"}).status_code == 200
+
+
+def test_the_receiver_command_passes_its_host_and_public_host(tmp_path):
+    args = parse("--host", "0.0.0.0", "--public-host", "receiver.test")
+    config = receiver_command.config_from_args(args)
+    assert (config.host, config.public_host) == ("0.0.0.0", "receiver.test")
+
+
 @pytest.mark.parametrize(
     "host, auth, warned",
     [("0.0.0.0", {}, True), ("192.0.2.7", {}, True), ("127.0.0.1", {}, False), ("::1", {}, False),
