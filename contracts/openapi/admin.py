@@ -119,7 +119,7 @@ JOB = {
         "issuerId": {"type": "string"},
         "created": {"type": "string", "format": "date-time"},
         "state": {"enum": ["planning", "planned", "failed"]},
-        "runId": {"type": ["string", "null"], "description": "planned: GET /_sim/runs/{runId}"},
+        "runId": {"type": ["string", "null"], "description": f"planned: GET {ADMIN}/runs/{{runId}}"},
         "scenario": {"type": ["string", "null"]},
         "seed": {"type": ["integer", "null"]},
         "deliveries": {"type": ["integer", "null"], "description": "planned: how many the run sends"},
