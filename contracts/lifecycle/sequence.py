@@ -105,7 +105,7 @@ class SequenceChecker:
     ``add`` returns the per-operation problems at once; ``finish`` returns the problems of each
     operationId's whole set, paired with the ``where`` token the caller gave for the operation
     they point at (a line number, a tuple: anything hashable). Memory is one small record per
-    operationId, so arbitrarily long captures stream. The hot path (a clean operation) builds no
+    operationId (to bound it, see ``release`` below). The hot path (a clean operation) builds no
     pointer and no Problem: captures are mostly clean.
 
     ``add`` is two steps, usable apart: ``examine`` (the per-operation checks; stateless, its
