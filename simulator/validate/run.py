@@ -38,7 +38,18 @@ from d1sim.simulator.validate.chunks import (
     problems_by_line,
 )
 from d1sim.simulator.validate.reader import BOM, MAX_DOCUMENT, Entry, Locator, NotJson, Source, read_source
-from d1sim.simulator.validate.spill import KEEP_OPERATIONS, Deferred, Settled, Spill, as_row, from_row, place
+from d1sim.simulator.validate.spill import (
+    KEEP_OPERATIONS,
+    LINE_BITS,
+    Deferred,
+    Settled,
+    Spill,
+    as_row,
+    from_row,
+    line_place,
+    operation_place,
+    place,
+)
 
 PREFIX = "d1sim validate: error: "
 SETTLE_EVERY = 1 << 16  # notifications between two freezes of the lifecycle state
@@ -77,6 +88,8 @@ class Validation:
         # (stdin's kept, files read again).
         self._whole: dict[int, Locator | None] = {}
         self._reread: tuple[int, Locator | None] = (-1, None)
+        self._span_places: dict[int, int] = {}
+        self._operation_places: dict[str, int] = {}
 
     def check_source(self, index: int, source: Source) -> None:
         """Check every document of one input; bad text is reported and skipped."""
@@ -175,9 +188,15 @@ class Validation:
 
     def _place_of(self, where: int, base: str) -> int:
         """The place in the output of the operation recorded at ``where`` (see spill.place)."""
-        span, offset = divmod(where, LINE_SPAN)
-        index, first = self._spans[span]
-        return place(index, first + offset, operation_index(base))
+        # Once per new operationId: the span's and the base pointer's parts are remembered.
+        span = where >> LINE_BITS
+        start = self._span_places.get(span)
+        if start is None:
+            start = self._span_places[span] = line_place(*self._spans[span])
+        operation = self._operation_places.get(base)
+        if operation is None:
+            operation = self._operation_places[base] = operation_place(operation_index(base))
+        return start + line_place(0, where & LINE_SPAN - 1) + operation
 
     def finish(self) -> None:
         """Report the lifecycle problems of every operationId seen so far, then forget them."""
@@ -208,6 +227,7 @@ class Validation:
         self.spill = None
         self._whole.clear()
         self._reread = (-1, None)
+        self._span_places.clear()
 
     def _report_late(self, row: Settled) -> None:
         """A problem that a record on disk showed at the end, where the record was read."""

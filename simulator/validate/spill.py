@@ -25,6 +25,7 @@ from typing import Any
 
 from d1sim.contracts.lifecycle.sequence import Examined, SequenceChecker
 from d1sim.contracts.problems import Problem
+from d1sim.simulator.validate.chunks import LINE_SPAN
 
 KEEP_OPERATIONS = 100_000  # operationIds whose records stay in memory (about 50 MB)
 FILTER_BITS = 1 << 24  # 2 MiB: at 1 million operationIds gone, 6% false alarms
@@ -32,7 +33,8 @@ FANOUT_BITS = 4  # a partition is cut into up to 16
 HASH_BITS = 64
 BATCH = 512  # rows per write: 16 partitions' pending rows stay a few MB
 OUTPUT_BATCH = 64  # rows per write of a problem run: many runs are read side by side
-OPERATION_SPAN = 1 << 32  # more operations than one document can hold
+LINE_BITS = LINE_SPAN.bit_length() - 1  # lines of one input
+OPERATION_BITS = 33  # operations of one document (more than one can hold), and after-own
 
 ProblemRow = tuple[str, str, str, str]  # a Problem's fields, for marshal
 # (key, index, line shown, problem): a problem found while reading, waiting for its turn.
@@ -43,8 +45,18 @@ Settled = tuple[int, Hashable, ProblemRow]
 
 
 def place(index: int, line: int, operation: int) -> int:
-    """One int that sorts as the output does: by input, line, then operation (-1: the document)."""
-    return ((index << 40 | line) * OPERATION_SPAN + operation + 1) << 1
+    """One int that sorts as the output does: by input, line, then operation (-1: the document);
+    even, so that ``place + 1`` sorts after an operation's own problems, before the next's."""
+    return line_place(index, line) + operation_place(operation)
+
+
+def line_place(index: int, line: int) -> int:
+    """:func:`place` of a line before its operations (a sum: place(i, l + n) adds (n << 33))."""
+    return (index << LINE_BITS | line) << OPERATION_BITS
+
+
+def operation_place(operation: int) -> int:
+    return (operation + 1) << 1
 
 
 def as_row(problem: Problem) -> ProblemRow:
@@ -91,6 +103,11 @@ class Run:
 
     def append(self, row: Any) -> None:
         self._pending.append(row)
+        if len(self._pending) >= self.batch:
+            self.flush()
+
+    def extend(self, rows: list[Any]) -> None:
+        self._pending += rows
         if len(self._pending) >= self.batch:
             self.flush()
 
@@ -148,11 +165,14 @@ class Spill:
         over = len(checker) - self.keep
         if over <= 0:
             return
-        bits, mask, parts, seen = self._bits, self._mask, self._parts, self._seen
+        bits, mask, low, seen = self._bits, self._mask, len(self._parts) - 1, self._seen
+        rows: list[list[Any]] = [[] for _ in self._parts]
         for op_id, track in checker.release(over + self.keep // 8):
             code = hash(op_id)
             bits[(code & mask) >> 3] |= 1 << (code & 7)
-            parts[code & len(parts) - 1].append((op_id, track, seen.popleft()))
+            rows[code & low].append((op_id, track, seen.popleft()))
+        for part, moved in zip(self._parts, rows, strict=True):
+            part.extend(moved)
 
     def defer(self, row: Deferred) -> None:
         """Keep a problem found while reading until :meth:`settle` (keyed by :func:`place`)."""
@@ -190,18 +210,23 @@ class Spill:
                 self._check(sub, shift + bits if sub.count < part.count else HASH_BITS, model, places, whole)
             return
         late, orders = Run(self._blobs, OUTPUT_BATCH), Run(self._blobs, OUTPUT_BATCH)
-        checker, seen = SequenceChecker(model), []
+        seen: list[int] = []
+        place_of = self._place_of
+
+        def first_seen(examined: Examined) -> bool:
+            seen.append(place_of(examined[4], examined[5]))
+            return True
+
+        checker = SequenceChecker(model, admit=first_seen)
+        record, adopt = checker.record, checker.adopt
         for row in part:
             if len(row) == 3:  # a record moved from memory: (operationId, record, first seen)
-                checker.adopt(row[0], row[1])
+                adopt(row[0], row[1])
                 seen.append(row[2])
                 continue
-            held = len(checker)
-            found = checker.record(row)
-            if len(checker) > held:
-                seen.append(self._place_of(row[4], row[5]))
-            for where, problem in found:
-                late.append((self._place_of(where, row[5]) + 1, where, as_row(problem)))
+            found = record(row)
+            if found:
+                late.extend([(place_of(where, row[5]) + 1, where, as_row(problem)) for where, problem in found])
         for rank, where, problem in checker.verdicts():
             orders.append((seen[rank], where, as_row(problem)))
         places.append(late)
