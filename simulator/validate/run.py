@@ -73,6 +73,7 @@ class Validation:
         self.settle_every, self.keep = settle_every, keep
         # Between two looks the state may grow by a few thousand records, or a few with a tiny keep.
         self._look_every = max(1, min(LOOK_EVERY, keep // 8))
+        self._pause_at = min(settle_every, self._look_every)  # the next notification to pause at
         self.validator = notification_validator(strict)
         self._is_valid = self.validator.is_valid
         self.checker = SequenceChecker()
@@ -145,10 +146,8 @@ class Validation:
         """Check one notification, ``(line, document, raw bytes or None)``, of input ``index``."""
         line, document, raw = entry
         self.notifications += 1
-        if not self.notifications % self.settle_every:
-            _settle()
-        if not self.notifications % self._look_every and len(self.checker) > self.keep:
-            self._bound()
+        if self.notifications == self._pause_at:  # one test a notification for both chores
+            self._pause()
         if raw is not None and self.spill is not None and self.out:
             self._whole[index] = None if self.sources[index].path else Locator(raw)
         problems = [] if self._is_valid(document) else self._schema_problems(document)
@@ -158,6 +157,15 @@ class Validation:
         if problems:
             locator = Locator(raw) if raw is not None and self.out else None
             self._report(index, line, locator, problems)
+
+    def _pause(self) -> None:
+        """Every so many notifications: settle the collector, bound the lifecycle state."""
+        count, settle, look = self.notifications, self.settle_every, self._look_every
+        if not count % settle:
+            _settle()
+        if not count % look and len(self.checker) > self.keep:
+            self._bound()
+        self._pause_at = min(count - count % settle + settle, count - count % look + look)
 
     def _schema_problems(self, document: Any) -> list[tuple[int, Problem]]:
         return [(-1, p) for p in self.validator.iter_problems(document)]

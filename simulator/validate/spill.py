@@ -140,8 +140,11 @@ class Spill:
         self._bits = bytearray(max((filter_bits or FILTER_BITS) >> 3, 1))
         self._mask = len(self._bits) * 8 - 1
         # When each held operationId was first seen (what finish is ordered by), oldest first
-        # like the checker's records: those held before the start first, then places.
+        # like the checker's records. A tick counts the operations admit is asked about: held
+        # (new) or sent to disk (maybe new there), in input order; those held before start
+        # count below zero.
         self._seen: deque[int] = deque()
+        self._ticks = 0
         self.deferred = Run(self._blobs)
 
     def start(self, checker: SequenceChecker) -> None:
@@ -152,12 +155,13 @@ class Spill:
     def admit(self, examined: Examined) -> bool:
         """Whether the checker may hold a new operationId; if not, its operation goes to disk."""
         op_id = examined[0]
+        self._ticks = tick = self._ticks + 1
         bit = hash(op_id) & self._mask
         if self._bits[bit >> 3] >> (bit & 7) & 1:
-            row = examined if not examined[6] else (*examined[:6], ())
-            self._parts[hash(op_id) & len(self._parts) - 1].append(row)
+            # Its problems were the caller's; in their place, when this one was seen.
+            self._parts[hash(op_id) & len(self._parts) - 1].append((*examined[:6], tick))
             return False
-        self._seen.append(self._place_of(examined[4], examined[5]))
+        self._seen.append(tick)
         return True
 
     def evict(self, checker: SequenceChecker) -> None:
@@ -213,8 +217,8 @@ class Spill:
         seen: list[int] = []
         place_of = self._place_of
 
-        def first_seen(examined: Examined) -> bool:
-            seen.append(place_of(examined[4], examined[5]))
+        def first_seen(row: Any) -> bool:
+            seen.append(row[6])  # its tick
             return True
 
         checker = SequenceChecker(model, admit=first_seen)
