@@ -128,8 +128,9 @@ Memory = tuple[float, float, float]  # peak MB: largest process, RSS summed, PSS
 
 def run_end_to_end(
     path: Path, jobs: str | None = None, sample: bool = False, tree: Path | None = None
-) -> tuple[float, Memory]:
-    """One subprocess run of ``d1sim validate``: seconds, and memory (sums only if ``sample``).
+) -> tuple[float, Memory, float]:
+    """One subprocess run of ``d1sim validate``: seconds, memory (sums only if ``sample``) and
+    CPU seconds (user + system, its workers included: they are waited for).
 
     ``tree``: run the code of that folder (``python -m d1sim`` there) instead of the installed one.
     """
@@ -150,7 +151,7 @@ def run_end_to_end(
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         sys.exit(f"d1sim validate exited {process.returncode}: {stderr.decode()[-500:]}")
-    return elapsed, (usage.ru_maxrss / 1024, *sums)
+    return elapsed, (usage.ru_maxrss / 1024, *sums), usage.ru_utime + usage.ru_stime
 
 
 def run_ceiling(path: Path) -> float:
@@ -286,7 +287,7 @@ def count_ops(documents: Sequence[Any]) -> int:
 
 def compare(path: Path, operations: int, baseline: Path, repeat: int) -> dict[str, Any]:
     """End to end, the code in ``baseline`` and this tree alternating: medians and ratios."""
-    runs: dict[tuple[str, str], list[tuple[float, Memory]]] = {}
+    runs: dict[tuple[str, str], list[tuple[float, Memory, float]]] = {}
     for _ in range(repeat):
         for jobs in ("default", "1"):
             for side, tree in (("before", baseline), ("after", ROOT)):
@@ -294,24 +295,31 @@ def compare(path: Path, operations: int, baseline: Path, repeat: int) -> dict[st
                 runs.setdefault((side, jobs), []).append(figures)
     result: dict[str, Any] = {"operations": operations, "repeat": repeat}
     for (side, jobs), figures in runs.items():
-        seconds = statistics.median(s for s, _ in figures)
+        seconds = statistics.median(s for s, _, _ in figures)
         result[f"{side}_{jobs}"] = {"seconds": seconds, "per_s": operations / seconds,
-                                    "runs": [round(s, 2) for s, _ in figures],
-                                    "largest_rss_mb": statistics.median(m[0] for _, m in figures)}
+                                    "runs": [round(s, 2) for s, _, _ in figures],
+                                    "cpu_s": statistics.median(c for _, _, c in figures),
+                                    "largest_rss_mb": statistics.median(m[0] for _, m, _ in figures)}
     for jobs in ("default", "1"):
-        result[f"ratio_{jobs}"] = result[f"after_{jobs}"]["per_s"] / result[f"before_{jobs}"]["per_s"]
+        before, after = result[f"before_{jobs}"], result[f"after_{jobs}"]
+        result[f"ratio_{jobs}"] = after["per_s"] / before["per_s"]
+        result[f"cpu_ratio_{jobs}"] = after["cpu_s"] / before["cpu_s"]
     return result
 
 
 def print_comparison(result: dict[str, Any], baseline: str) -> None:
-    print(f"| jobs | before ({baseline}) | after | after / before | peak RSS before | after |")
+    print(f"| jobs | before ({baseline}) | after | throughput after / before | CPU s before / after "
+          "| peak RSS before / after |")
     print("|---|---:|---:|---:|---:|---:|")
     for jobs in ("default", "1"):
         before, after = result[f"before_{jobs}"], result[f"after_{jobs}"]
         print(f"| {jobs} | {before['per_s']:,.0f} ops/s ({before['seconds']:.2f} s) | "
               f"{after['per_s']:,.0f} ops/s ({after['seconds']:.2f} s) | {result[f'ratio_{jobs}']:.3f} | "
-              f"{before['largest_rss_mb']:.0f} MB | {after['largest_rss_mb']:.0f} MB |")
-        print(f"|  | runs {before['runs']} | runs {after['runs']} | | | |")
+              f"{before['cpu_s']:.2f} / {after['cpu_s']:.2f} | "
+              f"{before['largest_rss_mb']:.0f} / {after['largest_rss_mb']:.0f} MB |")
+    for jobs in ("default", "1"):
+        before, after = result[f"before_{jobs}"], result[f"after_{jobs}"]
+        print(f"runs (s), jobs {jobs}: before {before['runs']}, after {after['runs']}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
