@@ -146,7 +146,7 @@ class Validation:
         """Check one notification, ``(line, document, raw bytes or None)``, of input ``index``."""
         line, document, raw = entry
         self.notifications += 1
-        if self.notifications == self._pause_at:  # one test a notification for both chores
+        if self.notifications >= self._pause_at:  # one test a notification for both chores
             self._pause()
         if raw is not None and self.spill is not None and self.out:
             self._whole[index] = None if self.sources[index].path else Locator(raw)
@@ -165,6 +165,7 @@ class Validation:
             _settle()
         if not count % look and len(self.checker) > self.keep:
             self._bound()
+        # The next multiple of either (chunks of other inputs may have counted past one).
         self._pause_at = min(count - count % settle + settle, count - count % look + look)
 
     def _schema_problems(self, document: Any) -> list[tuple[int, Problem]]:

@@ -17,6 +17,9 @@ from d1sim.contracts.payloads.factory import PayloadFactory
 from d1sim.simulator.cli import dispatch as cli
 from d1sim.simulator.cli import validate
 from d1sim.simulator.validate import spill
+from d1sim.simulator.validate.pipeline import ChunkPipeline, plan_chunks
+from d1sim.simulator.validate.reader import expand_inputs, read_source
+from d1sim.simulator.validate.run import Validation
 from tests.simulator.captures import mixed_capture
 
 Outcome = tuple[int, str, str]  # exit code, stdout, stderr
@@ -129,3 +132,18 @@ def test_one_operation_reported_more_often_than_memory_keeps(capsys, tmp_path: P
     argv: list[str | Path] = ["--jobs", "1", capture, *mixed_capture(tmp_path, seed=8, cards=20)]
     assert run(capsys, argv, keep=2) == run(capsys, argv)
     assert spills
+
+
+def test_memory_stays_bounded_in_documents_read_after_chunks(tmp_path: Path) -> None:
+    sources = expand_inputs(map(str, mixed_capture(tmp_path, seed=3, cards=150)))
+    keep, held = 16, []
+    validation = Validation(sources, keep=keep)
+    with ChunkPipeline(plan_chunks(sources, size=4096), jobs=1) as pipeline:
+        validation.check_chunks(0, pipeline.results_of(0))  # counts many notifications at once
+    assert len(validation.checker) <= keep
+    for entry in read_source(sources[1]):
+        if isinstance(entry, tuple):
+            validation.check_document(1, entry)
+            held.append(len(validation.checker))
+    validation.finish()
+    assert len(held) > 100 and max(held) <= keep + 2 * 3  # a look every 2 notifications of <= 3
