@@ -57,6 +57,11 @@ inputs:
   are cut into chunks that several processes check (--jobs): the output is the
   same, in the same order.
 
+memory:
+  the lifecycle check keeps a record per operationId; past 100,000 of them the
+  oldest go to a temporary file (in TMPDIR; a few tens of bytes an operation),
+  so memory stays flat. The output is the same, but printed when the run ends.
+
 exit status:
   0 no error (warnings allowed), 1 at least one error,
   2 usage error, unreadable input or text that is not JSON
