@@ -191,7 +191,7 @@ class Validation:
     def _bound(self) -> None:
         """Move the oldest lifecycle records to disk (starting to spill, the first time)."""
         if self.spill is None:
-            self.spill = Spill(self.keep, self._place_of)
+            self.spill = Spill(self.keep, self._place_of, ordered=self.out is not None)
             self.spill.start(self.checker)
         self.spill.evict(self.checker)
 
@@ -232,6 +232,9 @@ class Validation:
                     self._report_late(row)
             for _, where, problem in by_order:
                 self._report_whole(where, from_row(problem))
+            if spill.tally:  # nothing printed: only counted
+                self.errors += spill.tally.errors
+                self.warnings += spill.tally.warnings
         spill.close()
         self.spill = None
         self._whole.clear()

@@ -123,18 +123,43 @@ class Run:
             yield from self.blobs.get(address)
 
 
+class Tally:
+    """Stands for the runs of problems when nothing is printed: counts them, keeps none."""
+
+    def __init__(self) -> None:
+        self.errors = self.warnings = 0
+
+    def append(self, row: Settled) -> None:
+        if row[2][2] == "error":
+            self.errors += 1
+        else:
+            self.warnings += 1
+
+    def extend(self, rows: list[Settled]) -> None:
+        for row in rows:
+            self.append(row)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+
 class Spill:
     """The records of a :class:`SequenceChecker` beyond ``keep`` operationIds, and the output.
 
     :meth:`start` once the checker holds too many (it then asks :meth:`admit` about each new
     operationId), :meth:`evict` whenever it does again, :meth:`defer` each problem found while
     reading, and at the end :meth:`settle`, then :meth:`close`. ``place_of(where, base)`` is the
-    :func:`place` of the operation recorded at ``where`` with base pointer ``base``.
+    :func:`place` of the operation recorded at ``where`` with base pointer ``base``. With
+    ``ordered`` False (nothing is printed) the problems found at the end are only counted, in
+    :attr:`tally`.
     """
 
-    def __init__(self, keep: int, place_of: Callable[[Any, str], int], filter_bits: int | None = None) -> None:
+    def __init__(
+        self, keep: int, place_of: Callable[[Any, str], int], filter_bits: int | None = None, ordered: bool = True
+    ) -> None:
         self.keep = keep
         self._place_of = place_of
+        self.tally = None if ordered else Tally()
         self._blobs = Blobs()
         self._parts = [Run(self._blobs) for _ in range(1 << FANOUT_BITS)]
         self._bits = bytearray(max((filter_bits or FILTER_BITS) >> 3, 1))
@@ -186,7 +211,7 @@ class Spill:
         """Check every operation: (the problems by place, the deferred ones merged in; then the
         whole-set problems in the order their operationIds were first seen)."""
         seen = list(self._seen)
-        orders = Run(self._blobs, OUTPUT_BATCH)
+        orders = self._output()
         for rank, where, problem in checker.verdicts():
             orders.append((seen[rank], where, as_row(problem)))
         self._seen.clear()
@@ -213,7 +238,7 @@ class Spill:
                 # few (many rows, few records): cutting again would not help.
                 self._check(sub, shift + bits if sub.count < part.count else HASH_BITS, model, places, whole)
             return
-        late, orders = Run(self._blobs, OUTPUT_BATCH), Run(self._blobs, OUTPUT_BATCH)
+        late, orders = self._output(), self._output()
         seen: list[int] = []
         place_of = self._place_of
 
@@ -235,6 +260,10 @@ class Spill:
             orders.append((seen[rank], where, as_row(problem)))
         places.append(late)
         whole.append(orders)
+
+    def _output(self) -> Run | Tally:
+        """Where problems found at the end go: a run to merge, or the tally."""
+        return self.tally or Run(self._blobs, OUTPUT_BATCH)
 
     def close(self) -> None:
         """Delete the temporary file."""
