@@ -21,20 +21,28 @@ Targets: end to end >= 40% of the ceiling, peak memory < 200 MB, both for the la
 and summed (PSS) over all of them (``--enforce`` makes a miss exit 1). The capture is cached in
 ``benchmarks/out/`` (gitignored) by size and seed.
 
+``--baseline REV`` measures only end to end, before and after side by side: the code of a git
+revision (exported to a temporary folder) and the working tree, each ``python -m d1sim validate``
+in a fresh process, alternating, with default jobs and ``--jobs 1``; medians of time and of the
+largest process's peak RSS, and the ratio of throughputs.
+
 Usage::
 
     python benchmarks/validate_bench.py                  # 1,000,000 operations
     python benchmarks/validate_bench.py --operations 20000 --repeat 1   # quick check
+    python benchmarks/validate_bench.py --baseline HEAD~3 --repeat 5    # before vs after
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -43,7 +51,8 @@ from typing import Any
 
 import jsonschema
 import orjson
-from process_memory import sample_memory  # benchmarks/, next to this script
+from planning_bench import export  # benchmarks/, next to this script
+from process_memory import sample_memory
 from referencing import Registry, Resource
 
 from d1sim.contracts.lifecycle.sequence import SequenceChecker
@@ -55,6 +64,7 @@ from d1sim.simulator.validate.pipeline import available_cpus, plan_chunks
 from d1sim.simulator.validate.reader import expand_inputs
 
 OUT = Path(__file__).parent / "out"
+ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = 400
 BLOCK = 2000  # cards whose operations are shuffled together
 TARGET_RATIO, TARGET_RSS_MB = 0.40, 200
@@ -116,14 +126,23 @@ def ensure_capture(operations: int, seed: int) -> Path:
 Memory = tuple[float, float, float]  # peak MB: largest process, RSS summed, PSS summed
 
 
-def run_end_to_end(path: Path, jobs: str | None = None, sample: bool = False) -> tuple[float, Memory]:
-    """One subprocess run of ``d1sim validate``: seconds, and memory (sums only if ``sample``)."""
+def run_end_to_end(
+    path: Path, jobs: str | None = None, sample: bool = False, tree: Path | None = None
+) -> tuple[float, Memory, float]:
+    """One subprocess run of ``d1sim validate``: seconds, memory (sums only if ``sample``) and
+    CPU seconds (user + system, its workers included: they are waited for).
+
+    ``tree``: run the code of that folder (``python -m d1sim`` there) instead of the installed one.
+    """
     script = Path(sys.executable).with_name("d1sim")
-    command = [str(script)] if script.exists() else [sys.executable, "-m", "d1sim"]
+    command = [str(script)] if script.exists() and tree is None else [sys.executable, "-m", "d1sim"]
     options = ["--jobs", jobs] if jobs else []
+    # -m puts the working directory first on sys.path: the tree's d1sim, not the installed one.
+    env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     started = time.perf_counter()
     process = subprocess.Popen(
-        [*command, "validate", *options, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [*command, "validate", *options, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        cwd=tree, env=env,
     )
     sums = sample_memory(process) if sample else (0.0, 0.0)
     stderr = process.stderr.read() if process.stderr else b""
@@ -132,7 +151,7 @@ def run_end_to_end(path: Path, jobs: str | None = None, sample: bool = False) ->
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         sys.exit(f"d1sim validate exited {process.returncode}: {stderr.decode()[-500:]}")
-    return elapsed, (usage.ru_maxrss / 1024, *sums)
+    return elapsed, (usage.ru_maxrss / 1024, *sums), usage.ru_utime + usage.ru_stime
 
 
 def run_ceiling(path: Path) -> float:
@@ -266,6 +285,43 @@ def count_ops(documents: Sequence[Any]) -> int:
     return sum(len(document["operations"]) for document in documents)
 
 
+def compare(path: Path, operations: int, baseline: Path, repeat: int) -> dict[str, Any]:
+    """End to end, the code in ``baseline`` and this tree alternating: medians and ratios."""
+    runs: dict[tuple[str, str], list[tuple[float, Memory, float]]] = {}
+    for _ in range(repeat):
+        for jobs in ("default", "1"):
+            for side, tree in (("before", baseline), ("after", ROOT)):
+                figures = run_end_to_end(path, None if jobs == "default" else jobs, tree=tree)
+                runs.setdefault((side, jobs), []).append(figures)
+    result: dict[str, Any] = {"operations": operations, "repeat": repeat}
+    for (side, jobs), figures in runs.items():
+        seconds = statistics.median(s for s, _, _ in figures)
+        result[f"{side}_{jobs}"] = {"seconds": seconds, "per_s": operations / seconds,
+                                    "runs": [round(s, 2) for s, _, _ in figures],
+                                    "cpu_s": statistics.median(c for _, _, c in figures),
+                                    "largest_rss_mb": statistics.median(m[0] for _, m, _ in figures)}
+    for jobs in ("default", "1"):
+        before, after = result[f"before_{jobs}"], result[f"after_{jobs}"]
+        result[f"ratio_{jobs}"] = after["per_s"] / before["per_s"]
+        result[f"cpu_ratio_{jobs}"] = after["cpu_s"] / before["cpu_s"]
+    return result
+
+
+def print_comparison(result: dict[str, Any], baseline: str) -> None:
+    print(f"| jobs | before ({baseline}) | after | throughput after / before | CPU s before / after "
+          "| peak RSS before / after |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for jobs in ("default", "1"):
+        before, after = result[f"before_{jobs}"], result[f"after_{jobs}"]
+        print(f"| {jobs} | {before['per_s']:,.0f} ops/s ({before['seconds']:.2f} s) | "
+              f"{after['per_s']:,.0f} ops/s ({after['seconds']:.2f} s) | {result[f'ratio_{jobs}']:.3f} | "
+              f"{before['cpu_s']:.2f} / {after['cpu_s']:.2f} | "
+              f"{before['largest_rss_mb']:.0f} / {after['largest_rss_mb']:.0f} MB |")
+    for jobs in ("default", "1"):
+        before, after = result[f"before_{jobs}"], result[f"after_{jobs}"]
+        print(f"runs (s), jobs {jobs}: before {before['runs']}, after {after['runs']}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Generate the capture, measure, print the table (exit 1 on a missed target if enforced)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -274,10 +330,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (median)")
     parser.add_argument("--enforce", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--json", type=Path, help="also write the headline figures to this file")
+    parser.add_argument("--baseline", metavar="REV", help="end to end only: this git revision beside the tree")
     args = parser.parse_args(argv)
     path = ensure_capture(args.operations, args.seed)
     lines, operations = count_operations(path)
     load = os.getloadavg()[0]
+    if args.baseline:
+        with tempfile.TemporaryDirectory(prefix="d1sim-baseline-") as folder:
+            result = compare(path, operations, export(args.baseline, Path(folder)), args.repeat)
+        print(f"validate end to end, {operations:,} operations in {lines:,} lines, medians of {args.repeat} "
+              f"alternating runs; load average {load:.1f} before, {os.getloadavg()[0]:.1f} after")
+        print_comparison(result, args.baseline)
+        if args.json:
+            args.json.write_text(json.dumps({"baseline": args.baseline, **result}))
+        return 0
     rows, ratio, (largest, rss_sum, pss_sum) = measure_stream(path, operations, args.repeat)
     rows += measure_parts(path, args.repeat)
     print(

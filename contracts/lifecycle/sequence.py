@@ -19,10 +19,11 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from hashlib import blake2b
+from itertools import islice
 from operator import is_not, itemgetter
 from typing import Any, TypeGuard
 
@@ -104,15 +105,21 @@ class SequenceChecker:
     ``add`` returns the per-operation problems at once; ``finish`` returns the problems of each
     operationId's whole set, paired with the ``where`` token the caller gave for the operation
     they point at (a line number, a tuple: anything hashable). Memory is one small record per
-    operationId, so arbitrarily long captures stream. The hot path (a clean operation) builds no
+    operationId (to bound it, see ``release`` below). The hot path (a clean operation) builds no
     pointer and no Problem: captures are mostly clean.
 
     ``add`` is two steps, usable apart: ``examine`` (the per-operation checks; stateless, its
     result is plain values, so it may run in another process) and ``record`` (the state).
+
+    The records may live elsewhere for a while (the caller's disk, to bound memory): ``release``
+    hands over the oldest, ``adopt`` takes one back, and ``admit``, when given, is asked before
+    an operationId not held here is recorded; when it answers False the caller has kept that
+    operation itself (nothing is recorded, no problem returned).
     """
 
-    def __init__(self, model: Lifecycle | None = None) -> None:
+    def __init__(self, model: Lifecycle | None = None, admit: Callable[[Examined], bool] | None = None) -> None:
         self.model = model = model or load_lifecycle()
+        self.admit = admit
         self._names = list(model.states)
         self._count = len(self._names)
         self._operation = model.operation
@@ -199,6 +206,8 @@ class SequenceChecker:
         op_id, card_id, slot, body, where, base, _ = examined
         track = self._tracks.get(op_id)
         if track is None:
+            if self.admit is not None and not self.admit(examined):
+                return ()
             track = self._tracks[op_id] = [card_id, *self._blank]
             problems: Sequence[tuple[Hashable, Problem]] = ()
         elif card_id != track[0]:
@@ -235,10 +244,34 @@ class SequenceChecker:
             f"shipment.{self._order_by}; updates cannot be ordered",
             code="lifecycle.shipmentOrder"))]
 
+    def __len__(self) -> int:
+        """How many operationIds' records are held."""
+        return len(self._tracks)
+
+    def release(self, count: int) -> list[tuple[Any, list[Any]]]:
+        """Hand over the records of the ``count`` operationIds first seen, and forget them.
+
+        A record is a list of plain values (the cardId, the ``where`` tokens and base pointers
+        given, a digest): it may be stored anywhere that keeps them, and :meth:`adopt`-ed back.
+        """
+        released = list(islice(self._tracks.items(), count))
+        for op_id, _ in released:
+            del self._tracks[op_id]
+        return released
+
+    def adopt(self, op_id: Any, track: list[Any]) -> None:
+        """Hold again a record :meth:`release` handed over (it counts as seen last)."""
+        self._tracks[op_id] = track
+
     def finish(self) -> Iterator[tuple[Hashable, Problem]]:
         """Yield the whole-set problems of every operationId seen (each reported once)."""
+        for _, where, problem in self.verdicts():
+            yield where, problem
+
+    def verdicts(self) -> Iterator[tuple[int, Hashable, Problem]]:
+        """:meth:`finish`, each problem with the rank of its operationId (0: the first held)."""
         count, states, nothing = self._count, slice(1, 1 + self._count), (None,) * self._count
-        for track in self._tracks.values():
+        for rank, track in enumerate(self._tracks.values()):
             # Which states were seen, as a key: map runs in C, once per operationId.
             seen = tuple(map(is_not, track[states], nothing))
             verdict = self._verdicts.get(seen)
@@ -247,7 +280,7 @@ class SequenceChecker:
                 verdict = self._verdicts[seen] = list(self._judge(mask))
             for index, problem in verdict:
                 pointer = join_pointer(track[1 + count + index], "details", "status")
-                yield track[1 + index], replace(problem, pointer=pointer)
+                yield rank, track[1 + index], replace(problem, pointer=pointer)
         self._tracks.clear()
 
     def _judge(self, mask: int) -> Iterator[tuple[int, Problem]]:

@@ -41,6 +41,7 @@ from d1sim.simulator.validate.pipeline import (
 )
 from d1sim.simulator.validate.reader import MAX_DOCUMENT, expand_inputs
 from d1sim.simulator.validate.run import SETTLE_EVERY, Validation
+from d1sim.simulator.validate.spill import KEEP_OPERATIONS
 
 EPILOG = """\
 output:
@@ -56,6 +57,11 @@ inputs:
   are cut into chunks that several processes check (--jobs): the output is the
   same, in the same order.
 
+memory:
+  the lifecycle check keeps a record per operationId; past 100,000 of them the
+  oldest go to a temporary file (in TMPDIR; a few tens of bytes an operation),
+  so memory stays flat. The output is the same, but printed when the run ends.
+
 exit status:
   0 no error (warnings allowed), 1 at least one error,
   2 usage error, unreadable input or text that is not JSON
@@ -69,6 +75,7 @@ class Tuning:
     chunk_bytes: int = CHUNK_BYTES  # one unit of a worker's work
     parallel_bytes: int = PARALLEL_BYTES  # JSON Lines total from which workers start unasked
     settle_every: int = SETTLE_EVERY  # notifications between two settlings of the collector
+    keep_operations: int = KEEP_OPERATIONS  # operationIds held in memory; the rest wait on disk
 
 
 def add_parser(subparsers: Any) -> None:
@@ -129,7 +136,12 @@ def run(args: argparse.Namespace, tuning: Tuning = Tuning()) -> int:
     sources = expand_inputs(args.paths)
     out = None if args.quiet else _writer(args.format)
     validation = Validation(
-        sources, strict=args.strict, out=out, settle_every=tuning.settle_every, limit=args.max_document_size
+        sources,
+        strict=args.strict,
+        out=out,
+        settle_every=tuning.settle_every,
+        limit=args.max_document_size,
+        keep=tuning.keep_operations,
     )
     jobs = args.jobs or auto_jobs(sources, tuning.parallel_bytes)
     chunks = plan_chunks(sources, tuning.chunk_bytes, limit=args.max_document_size) if jobs > 1 else []

@@ -188,8 +188,9 @@ def operation_index(base: str) -> int:
     return int(base.rpartition("/")[2])
 
 
-def problems_by_line(found: list[Found], late: list[Found]) -> Iterator[tuple[int, list[Problem]]]:
-    """The problems of each line, ordered as ``d1sim validate`` reports one document's.
+def problems_by_line(found: list[Found], late: list[Found]) -> Iterator[tuple[int, list[tuple[int, Problem]]]]:
+    """The problems of each line, ordered as ``d1sim validate`` reports one document's, each
+    with the index of its operation (-1: the document's).
 
     ``found`` are a chunk's own problems (schema, then each operation's), ``late`` those that
     the lifecycle state adds; both in line order. Per line: schema problems first, then per
@@ -198,4 +199,4 @@ def problems_by_line(found: list[Found], late: list[Found]) -> Iterator[tuple[in
     merged = [(line, i, 0, p) for line, i, p in found] + [(line, i, 1, p) for line, i, p in late]
     merged.sort(key=itemgetter(0, 1, 2))
     for line, group in groupby(merged, key=itemgetter(0)):
-        yield line, [problem for *_, problem in group]
+        yield line, [(i, problem) for _, i, _, problem in group]

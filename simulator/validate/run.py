@@ -3,7 +3,9 @@
 Documents come in one at a time (:meth:`Validation.check_source`, from stdin, whole files and
 small inputs) or as the results of chunks checked by worker processes
 (:meth:`Validation.check_chunks`). Either way each problem is reported once, in input order, as
-``(input name, line, problem)`` to the ``out`` callable, and counted.
+``(input name, line, problem)`` to the ``out`` callable, and counted. Past ``keep`` operationIds
+the lifecycle state and the output go through a :class:`~d1sim.simulator.validate.spill.Spill`
+(same output, printed at the end, memory bounded).
 
 Example::
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Iterable
 from itertools import compress
 from typing import Any
 
@@ -36,9 +38,22 @@ from d1sim.simulator.validate.chunks import (
     problems_by_line,
 )
 from d1sim.simulator.validate.reader import BOM, MAX_DOCUMENT, Entry, Locator, NotJson, Source, read_source
+from d1sim.simulator.validate.spill import (
+    KEEP_OPERATIONS,
+    LINE_BITS,
+    Deferred,
+    Settled,
+    Spill,
+    as_row,
+    from_row,
+    line_place,
+    operation_place,
+    place,
+)
 
 PREFIX = "d1sim validate: error: "
 SETTLE_EVERY = 1 << 16  # notifications between two freezes of the lifecycle state
+LOOK_EVERY = 1 << 10  # notifications between two looks at the size of the lifecycle state
 
 
 class Validation:
@@ -52,9 +67,13 @@ class Validation:
         out: Callable[[str, int, Problem], None] | None = None,
         settle_every: int = SETTLE_EVERY,
         limit: int = MAX_DOCUMENT,
+        keep: int = KEEP_OPERATIONS,
     ) -> None:
         self.sources, self.limit = sources, limit
-        self.settle_every = settle_every
+        self.settle_every, self.keep = settle_every, keep
+        # Between two looks the state may grow by a few thousand records, or a few with a tiny keep.
+        self._look_every = max(1, min(LOOK_EVERY, keep // 8))
+        self._pause_at = min(settle_every, self._look_every)  # the next notification to pause at
         self.validator = notification_validator(strict)
         self._is_valid = self.validator.is_valid
         self.checker = SequenceChecker()
@@ -65,6 +84,13 @@ class Validation:
         self._spans = {index: (index, 0) for index in range(len(sources))}
         self._bases: list[str] = []
         self._reopened: dict[int, Locator | None] = {}
+        self.spill: Spill | None = None  # once the lifecycle state outgrew ``keep``
+        # Inputs read whole while spilling: their late problems are located in them at the end
+        # (stdin's kept, files read again).
+        self._whole: dict[int, Locator | None] = {}
+        self._reread: tuple[int, Locator | None] = (-1, None)
+        self._span_places: dict[int, int] = {}
+        self._operation_places: dict[str, int] = {}
 
     def check_source(self, index: int, source: Source) -> None:
         """Check every document of one input; bad text is reported and skipped."""
@@ -97,6 +123,8 @@ class Validation:
             self.operations += result.operations
             self._spans[chunk.span] = (index, first_line)
             late = self._record_all(result)
+            if len(self.checker) > self.keep:
+                self._bound()
             for bad in result.shifted(first_line):
                 self._not_json(bad)
             for line, problems in problems_by_line(result.found, late):
@@ -118,20 +146,33 @@ class Validation:
         """Check one notification, ``(line, document, raw bytes or None)``, of input ``index``."""
         line, document, raw = entry
         self.notifications += 1
-        if not self.notifications % self.settle_every:
-            _settle()
+        if self.notifications >= self._pause_at:  # one test a notification for both chores
+            self._pause()
+        if raw is not None and self.spill is not None and self.out:
+            self._whole[index] = None if self.sources[index].path else Locator(raw)
         problems = [] if self._is_valid(document) else self._schema_problems(document)
         operations = document.get("operations") if type(document) is dict else None
         if type(operations) is list:
             problems += self._check_operations(operations, index * LINE_SPAN + line)
         if problems:
             locator = Locator(raw) if raw is not None and self.out else None
-            self._report(index, line, locator, (p for _, p in problems))
+            self._report(index, line, locator, problems)
 
-    def _schema_problems(self, document: Any) -> list[tuple[Hashable, Problem]]:
-        return [(None, p) for p in self.validator.iter_problems(document)]
+    def _pause(self) -> None:
+        """Every so many notifications: settle the collector, bound the lifecycle state."""
+        count, settle, look = self.notifications, self.settle_every, self._look_every
+        if not count % settle:
+            _settle()
+        if not count % look and len(self.checker) > self.keep:
+            self._bound()
+        # The next multiple of either (chunks of other inputs may have counted past one).
+        self._pause_at = min(count - count % settle + settle, count - count % look + look)
 
-    def _check_operations(self, operations: list[Any], where: int) -> list[tuple[Hashable, Problem]]:
+    def _schema_problems(self, document: Any) -> list[tuple[int, Problem]]:
+        return [(-1, p) for p in self.validator.iter_problems(document)]
+
+    def _check_operations(self, operations: list[Any], where: int) -> list[tuple[int, Problem]]:
+        """The problems of each operation, with its index."""
         self.operations += len(operations)
         if len(operations) > len(self._bases):
             self._grow_bases(len(operations))
@@ -140,20 +181,81 @@ class Validation:
             if type(operation) is dict:
                 found = add(operation, where, bases[i])
                 if found:
-                    problems += found
+                    problems += [(i, p) for _, p in found]
         return problems
 
     def _grow_bases(self, count: int) -> None:
         # One shared pointer string per position: the checker stores it for every operationId.
         self._bases += [f"/operations/{i}" for i in range(len(self._bases), count)]
 
+    def _bound(self) -> None:
+        """Move the oldest lifecycle records to disk (starting to spill, the first time)."""
+        if self.spill is None:
+            self.spill = Spill(self.keep, self._place_of, ordered=self.out is not None)
+            self.spill.start(self.checker)
+        self.spill.evict(self.checker)
+
+    def _place_of(self, where: int, base: str) -> int:
+        """The place in the output of the operation recorded at ``where`` (see spill.place)."""
+        # Once per new operationId: the span's and the base pointer's parts are remembered.
+        span = where >> LINE_BITS
+        start = self._span_places.get(span)
+        if start is None:
+            start = self._span_places[span] = line_place(*self._spans[span])
+        operation = self._operation_places.get(base)
+        if operation is None:
+            operation = self._operation_places[base] = operation_place(operation_index(base))
+        return start + line_place(0, where & LINE_SPAN - 1) + operation
+
     def finish(self) -> None:
         """Report the lifecycle problems of every operationId seen so far, then forget them."""
+        if self.spill is not None:
+            self._finish_spilled(self.spill)
         for where, problem in self.checker.finish():
-            span, offset = divmod(where, LINE_SPAN)  # type: ignore[operator]
-            index, first = self._spans[span]
-            self._report(index, first + offset, self._reopen(index), [problem])
+            self._report_whole(where, problem)
         self._reopened.clear()
+
+    def _report_whole(self, where: int, problem: Problem) -> None:
+        span, offset = divmod(where, LINE_SPAN)
+        index, first = self._spans[span]
+        self._emit(index, first + offset, self._reopen(index), problem)
+
+    def _finish_spilled(self, spill: Spill) -> None:
+        """The output that waited, with the problems of what was on disk merged in; then the
+        whole-set problems of every operationId (in memory and on disk), as finish would."""
+        with paused_collector():
+            by_place, by_order = spill.settle(self.checker)
+            for row in by_place:
+                if len(row) == 4:  # deferred: counted already
+                    self.out(self.sources[row[1]].name, row[2], from_row(row[3]))  # type: ignore[misc]
+                else:
+                    self._report_late(row)
+            for _, where, problem in by_order:
+                self._report_whole(where, from_row(problem))
+            if spill.tally:  # nothing printed: only counted
+                self.errors += spill.tally.errors
+                self.warnings += spill.tally.warnings
+        spill.close()
+        self.spill = None
+        self._whole.clear()
+        self._reread = (-1, None)
+        self._span_places.clear()
+
+    def _report_late(self, row: Settled) -> None:
+        """A problem that a record on disk showed at the end, where the record was read."""
+        _, where, problem = row
+        span, offset = divmod(where, LINE_SPAN)
+        index, first = self._spans[span]
+        self._emit(index, first + offset, self._whole_locator(index), from_row(problem))
+
+    def _whole_locator(self, index: int) -> Locator | None:
+        """The locator of input ``index`` if it was read whole while spilling, else None."""
+        if index not in self._whole:
+            return None
+        kept = self._whole[index]  # stdin's, which cannot be read again
+        if kept is None and self._reread[0] != index:  # a file: one read again at a time
+            self._reread = (index, self._read_locator(index))
+        return kept or self._reread[1]
 
     def _reopen(self, index: int) -> Locator | None:
         # Whole-file documents are gone by the end; read the file again to locate the pointer.
@@ -161,21 +263,42 @@ class Validation:
         if source.mode != "document" or source.path is None or not self.out:
             return None
         if index not in self._reopened:
-            try:
-                self._reopened[index] = Locator(source.path.read_bytes().removeprefix(BOM))
-            except (OSError, UnicodeDecodeError):
-                self._reopened[index] = None
+            self._reopened[index] = self._read_locator(index)
         return self._reopened[index]
 
-    def _report(self, index: int, line: int, locator: Locator | None, problems: Iterable[Problem]) -> None:
-        name = self.sources[index].name
-        for problem in problems:
-            if problem.is_error:
-                self.errors += 1
-            else:
-                self.warnings += 1
+    def _read_locator(self, index: int) -> Locator | None:
+        try:
+            return Locator(self.sources[index].path.read_bytes().removeprefix(BOM))
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def _report(self, index: int, line: int, locator: Locator | None, problems: Iterable[tuple[int, Problem]]) -> None:
+        """Report the problems of one document, each with its operation's index (-1: none)."""
+        if self.spill is not None:
+            self._defer(index, line, locator, problems)
+            return
+        for _, problem in problems:
+            self._emit(index, line, locator, problem)
+
+    def _emit(self, index: int, line: int, locator: Locator | None, problem: Problem) -> None:
+        self._count(problem)
+        if self.out:
+            self.out(self.sources[index].name, locator.line_of(problem.pointer) if locator else line, problem)
+
+    def _defer(self, index: int, line: int, locator: Locator | None, problems: Iterable[tuple[int, Problem]]) -> None:
+        """Count now, print at the end (:meth:`_finish_spilled`), in order."""
+        for operation, problem in problems:
+            self._count(problem)
             if self.out:
-                self.out(name, locator.line_of(problem.pointer) if locator else line, problem)
+                shown = locator.line_of(problem.pointer) if locator else line
+                row: Deferred = (place(index, line, operation), index, shown, as_row(problem))
+                self.spill.defer(row)  # type: ignore[union-attr]
+
+    def _count(self, problem: Problem) -> None:
+        if problem.is_error:
+            self.errors += 1
+        else:
+            self.warnings += 1
 
     def _not_json(self, bad: NotJson) -> None:
         self.unreadable += 1

@@ -62,3 +62,54 @@ def test_an_unstamped_shipment_key_is_the_same_in_every_process() -> None:
     # A digest of the content, not hash(): that would differ from one interpreter to the next.
     assert CHECKER._body_key(details) == bytes.fromhex("e41c20f66274791e")
     assert CHECKER._body_key({**details, "shipment": {"lastUpdatedAt": "x"}}) is None
+
+
+def _own_problems(op: dict[str, Any], i: int) -> Any:
+    examined = CHECKER.examine(op, i, f"/{i}")
+    return examined[6] if examined else ()
+
+
+def _numbered_problems(checker: SequenceChecker, operations: list[dict[str, Any]], first: int = 0) -> list[Any]:
+    return [p for i, op in enumerate(operations, first) for p in checker.add(op, i, f"/{i}")]
+
+
+@given(bodies=st.lists(notifications(), min_size=1, max_size=4), data=st.data())
+def test_records_handed_over_and_adopted_elsewhere_give_the_same_verdicts(bodies, data) -> None:
+    operations = [op for body in bodies for op in body["operations"]]
+    operations += copy.deepcopy(data.draw(st.lists(st.sampled_from(operations), max_size=3)))
+    operations = data.draw(st.permutations(operations))
+    whole = SequenceChecker()
+    expected = _numbered_problems(whole, operations) + list(whole.finish())
+    cut = data.draw(st.integers(0, len(operations)))
+    before, after = SequenceChecker(), SequenceChecker()
+    found = _numbered_problems(before, operations[:cut])
+    held = len(before)
+    handed = before.release(data.draw(st.integers(0, held)))  # the oldest first, then the rest
+    handed += before.release(held)
+    assert len(handed) == held and len(before) == 0
+    for op_id, record in handed:
+        after.adopt(op_id, record)
+    found += _numbered_problems(after, operations[cut:], cut)
+    assert found + list(after.finish()) == expected
+
+
+@given(body=notifications(), data=st.data())
+def test_an_operation_not_admitted_is_not_recorded(body, data) -> None:
+    operations = body["operations"]
+    for op in operations:
+        damage(op, data)
+    ids = [op.get("operationId") for op in operations]
+    named = sorted({i for i in ids if isinstance(i, str)})  # only these are ever recorded
+    refused = data.draw(st.sets(st.sampled_from(named))) if named else set()
+    out = [isinstance(i, str) and i in refused for i in ids]
+    asked: list[Any] = []
+    checker = SequenceChecker(admit=lambda examined: asked.append(examined[0]) or examined[0] not in refused)
+    plain = SequenceChecker()
+    found = _numbered_problems(checker, operations)
+    kept = [p for i, op in enumerate(operations) if not out[i] for p in plain.add(op, i, f"/{i}")]
+    own = [(i, p) for i, op in enumerate(operations) if out[i] for p in _own_problems(op, i)]
+    assert [p for p in found if not out[p[0]]] == kept
+    assert [p for p in found if out[p[0]]] == own  # their own problems only
+    assert len(checker) == len(plain)
+    assert set(asked) <= set(named)  # asked once per operationId not held yet
+    assert [(w, p) for _, w, p in checker.verdicts()] == list(plain.finish())
