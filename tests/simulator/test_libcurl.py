@@ -1,19 +1,16 @@
-"""The libcurl workers keep every promise of the threaded ones: bounded attempts, D1's auth, order.
+"""The libcurl workers keep the threaded ones' promises: D1's headers and auth, retries, order.
 
 Each test talks to a real loopback server, since libcurl does its own networking; the threaded
 workers, which tests usually drive over ``httpx.MockTransport``, are compared with it on the same
-receiver.
+receiver. The bounded-attempt tests (timeout as a whole, body cap) run on both engines in
+``test_delivery_limits``.
 """
 
 from __future__ import annotations
 
 import random
 import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import orjson
@@ -21,98 +18,11 @@ import pytest
 
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.auth import NoAuth
-from d1sim.simulator.delivery.driver import Answered
 from d1sim.simulator.delivery.engine import deliver_run
-from d1sim.simulator.delivery.libcurl import CurlWorkers
-from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Outbox, StoredDelivery
+from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.delivery.retry import RetryPolicy
-from d1sim.simulator.delivery.sender import BODY_CAP, Poster, SenderConfig, build_client
-
-Handler = Callable[[BaseHTTPRequestHandler, dict], tuple[int, dict[str, str], bytes]]
-
-
-def stored(seq: int = 1, key: str = "c") -> StoredDelivery:
-    body = orjson.dumps({"operations": [{"seq": seq}]})
-    return StoredDelivery(seq, "r-1", Delivery(seq, 0.0, body, (key,), ("DATA_PREPARED",), f"corr-{seq}", "s", key))
-
-
-def one_attempt(config: SenderConfig, item: StoredDelivery, limit: float = 15.0) -> Answered:
-    """Submit one delivery to fresh libcurl workers and wait (bounded) for its answer."""
-    with build_client(config) as client:
-        workers = CurlWorkers(config, Poster(config, client))
-        try:
-            workers.submit(item)
-            deadline = time.monotonic() + limit
-            while time.monotonic() < deadline:
-                if answers := workers.collect(0.5):
-                    assert len(answers) == 1
-                    return answers[0]
-            raise AssertionError("no answer in time")
-        finally:
-            workers.stop()
-
-
-@contextmanager
-def http_server(handle: Handler) -> Iterator[tuple[str, dict]]:
-    """A threaded loopback HTTP/1.1 server (keep-alive) whose answers ``handle`` decides."""
-    seen: dict = {"requests": [], "connections": set()}
-
-    class Reply(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            seen["requests"].append((dict(self.headers), body))
-            seen["connections"].add(self.client_address)
-            status, headers, answer = handle(self, seen)
-            self.send_response(status)
-            for name, value in {**headers, "Content-Length": str(len(answer))}.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(answer)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Reply)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", seen
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(10)
-
-
-@contextmanager
-def raw_server(answer: Callable[[socket.socket], None]) -> Iterator[str]:
-    listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(0.2)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            with conn:
-                conn.settimeout(5)
-                request = b""
-                while b"\r\n\r\n" not in request:
-                    request += conn.recv(65536)
-                with suppress(OSError):
-                    answer(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}/hook"
-    finally:
-        stop.set()
-        thread.join(10)
-        listener.close()
+from d1sim.simulator.delivery.sender import SenderConfig, build_client
+from tests.simulator.senders import http_server, one_attempt, stored
 
 
 def test_the_request_carries_the_body_and_d1s_headers() -> None:
@@ -126,40 +36,6 @@ def test_the_request_carries_the_body_and_d1s_headers() -> None:
     recorded = dict(answered.answer.attempt.request_headers or ())
     assert recorded == {name: headers[name] for name in recorded}  # what was sent, as it was sent
     assert set(headers) <= set(recorded)  # and all of it
-
-
-def test_a_trickling_receiver_cannot_hold_an_attempt_beyond_the_timeout() -> None:
-    def trickle(conn: socket.socket) -> None:
-        for byte in b"HTTP/1.1 204 No Content\r\nX-Slow: " + b"a" * 200:  # one byte each 0.25 s
-            conn.sendall(bytes([byte]))
-            time.sleep(0.25)
-
-    with raw_server(trickle) as url:
-        started = time.monotonic()
-        answered = one_attempt(SenderConfig(url, timeout=1.0), stored())
-        took = time.monotonic() - started
-    attempt = answered.answer.attempt
-    assert attempt.status_code is None and "timeout after 1 s" in (attempt.error or "")
-    assert took < 3.0
-
-
-def test_an_answer_body_is_read_only_up_to_the_cap() -> None:
-    sent = {"bytes": 0}
-    total = 64 * 1024 * 1024
-
-    def flood(conn: socket.socket) -> None:
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % total)
-        chunk = b"x" * 65536
-        while sent["bytes"] < total:
-            conn.sendall(chunk)
-            sent["bytes"] += len(chunk)
-
-    with raw_server(flood) as url:
-        answered = one_attempt(SenderConfig(url, timeout=10.0), stored())
-    attempt = answered.answer.attempt
-    assert attempt.status_code == 200 and len(attempt.response) == RESPONSE_EXCERPT
-    assert f"over {BODY_CAP // 1024} KiB" in (attempt.warning or "")
-    assert sent["bytes"] < total // 4  # the rest was never read: the connection was closed
 
 
 def test_retry_after_is_read_from_the_answer() -> None:

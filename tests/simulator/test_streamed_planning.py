@@ -26,7 +26,7 @@ from d1sim.simulator.delivery import terms
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.replay.planning import HAND_OVER, can_stream, streamed
-from tests.simulator.test_libcurl import http_server
+from tests.simulator.senders import http_server
 
 
 def planned(n: int, *, pause: float = 0.0, fail_at: int | None = None) -> Iterator[Delivery]:
