@@ -23,6 +23,13 @@ LAZY = {
     "d1sim.simulator.cli.demo",
     # Only --state-url needs the checker's HTTP probe (and hypothesis, which it loads).
     "d1sim.simulator.cli.replay",
+    # A replay's start-up and its sender processes load no faker, jsonschema or httpx: the
+    # forked planner expands (faker), a fault loads the factory when it is applied, validating
+    # a notification loads jsonschema, and only an injected or token client loads httpx.
+    "d1sim.contracts.notification",
+    "d1sim.contracts.scenario.faults",
+    "d1sim.simulator.replay.run",
+    "d1sim.simulator.delivery.sender",
 }
 
 

@@ -8,6 +8,20 @@ full list of problems), ``vocabulary`` (carriers, sites and other known values).
 '/operations'
 """
 
-from d1sim.contracts.notification.validation import notification_validator, validate_notification
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from d1sim.contracts.notification.validation import notification_validator, validate_notification
 
 __all__ = ["notification_validator", "validate_notification"]
+
+
+def __getattr__(name: str) -> Any:
+    # Loaded on first use: reading a bundled document (``documents``) needs no jsonschema.
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from d1sim.contracts.notification import validation
+
+    return getattr(validation, name)

@@ -33,16 +33,9 @@ from d1sim.contracts.notification.vocabulary import (
     SHIPMENT_PROGRESS,
     Carrier,
 )
+from d1sim.contracts.payloads.times import format_time  # here too, where callers have found it
 
 DEFAULT_START = datetime(2025, 1, 17, 6, 28, 2, 492000, tzinfo=UTC)
-
-
-def format_time(moment: datetime) -> str:
-    """ISO 8601 in UTC with milliseconds, the way D1 writes it: 2025-01-17T06:28:02.492Z."""
-    # An f-string, and no conversion when already in UTC: strftime was a tenth of an expansion.
-    m = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
-    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
-            f"{m.microsecond // 1000:03d}Z")
 
 
 _HEX = "0123456789abcdef"

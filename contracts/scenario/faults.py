@@ -22,10 +22,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from random import Random
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from d1sim.contracts.notification.vocabulary import UNKNOWN_STATUSES
-from d1sim.contracts.payloads.factory import Order, PayloadFactory, minimal_operation
+
+if TYPE_CHECKING:  # a fault is applied at expansion, which loads the factory (and faker)
+    from d1sim.contracts.payloads.factory import Order, PayloadFactory
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +280,8 @@ def lifecycle_minimal(op: Mapping[str, Any], factory: PayloadFactory) -> dict[st
     Every shipment update after the first must carry it (the lifecycle's rule): without it two
     updates could not be ordered, and no receiver could tell which one to hold.
     """
+    from d1sim.contracts.payloads.factory import minimal_operation
+
     slim = minimal_operation(op, factory.model)
     stamp_name = factory.model.rules["shipmentOrderBy"]
     shipment = op.get("details", {}).get("shipment")

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from d1sim.contracts.payloads.factory import format_time
+from d1sim.contracts.payloads.times import format_time
 
 PathPart = str | int
 Path = Sequence[PathPart]

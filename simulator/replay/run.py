@@ -20,11 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from d1sim.contracts.lifecycle.matching import compare_state
 from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE, settle
-from d1sim.contracts.scenario.expansion import CardExpectation, card_expectations, planned_deliveries
 from d1sim.contracts.scenario.loading import Scenario, load_bundled, load_scenario_file
 from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
@@ -33,6 +32,9 @@ from d1sim.simulator.delivery.outbox import Outbox, Run
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.replay.planning import can_stream, prefetched, remaining, streamed
 from d1sim.simulator.reports.results import CaseResult
+
+if TYPE_CHECKING:
+    from d1sim.contracts.scenario.expansion import CardExpectation
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 PROBE_WORKERS = 8
@@ -119,8 +121,9 @@ class Replayer:
                  time_scale: float = 0.0, probe: Probe | None = None,
                  progress: Callable[[ScenarioRef, int | None], Progress | None] | None = None,
                  client: Any = None, issuer_id: str | None = None,
-                 settle: float = DEFAULT_SETTLE) -> None:
+                 settle: float = DEFAULT_SETTLE, senders: int = 1) -> None:
         self.outbox, self.config, self.seed, self.issuer_id = outbox, config, seed, issuer_id
+        self.senders = senders  # sender processes for a large run (see d1sim.simulator.delivery.lanes)
         self.time_scale, self.probe, self.progress, self.client = time_scale, probe, progress, client
         self.settle = settle  # seconds the end state may take to appear (asynchronous receivers)
         self._deadline, self._slowest = 0.0, 0.0
@@ -176,7 +179,8 @@ class Replayer:
             progress = self.progress(ref, None if stream else pending) if self.progress else None
             owed = (lambda: streamed(self.outbox, run_id, lambda: self._plan(ref))) if stream else None
             summary = deliver_run(self.outbox, run_id, self.config_for(ref), client=self.client,
-                                  time_scale=self.time_scale, progress=progress, owed=owed)
+                                  time_scale=self.time_scale, progress=progress, owed=owed,
+                                  senders=self.senders)
         counts = self.outbox.summary(run_id)
         result = ScenarioResult(ref, run_id, earlier is not None, counts, summary)
         result.cases = self.evaluate(ref, run_id)
@@ -191,6 +195,9 @@ class Replayer:
 
     def _plan(self, ref: ScenarioRef) -> Iterator[Delivery]:
         """The scenario's deliveries, in planning (seq) order; deterministic for its seed."""
+        # Imported here: a streamed plan is expanded in a forked process, which loads faker itself.
+        from d1sim.contracts.scenario.expansion import planned_deliveries
+
         return planned_deliveries(ref.scenario, seed=self.seed_of(ref))
 
     def evaluate(self, ref: ScenarioRef, run_id: str) -> list[CaseResult]:
@@ -214,6 +221,8 @@ class Replayer:
         checked, failures = 0, []
         self._deadline, self._slowest = time.monotonic() + self.settle, 0.0
         with ThreadPoolExecutor(PROBE_WORKERS) as pool:
+            from d1sim.contracts.scenario.expansion import card_expectations
+
             stream = card_expectations(ref.scenario, seed=self.seed_of(ref))
             while chunk := list(islice(stream, 500)):
                 for exp, problem in zip(chunk, pool.map(self._judge, chunk), strict=True):
