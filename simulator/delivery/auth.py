@@ -24,15 +24,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import httpx
 import orjson
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import EmptyWebhookSecretError
 
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.redaction import mask_text
+
+if TYPE_CHECKING:  # a client is handed in; only fetching a token needs httpx itself
+    import httpx
 
 # Refresh a token this long before it expires, so a POST never carries one about to lapse.
 REFRESH_MARGIN = 30.0
@@ -123,6 +125,13 @@ class OAuth2ClientCredentials(NoAuth):
     def __repr__(self) -> str:
         return f"OAuth2ClientCredentials({self.token_url!r}, client_id={self.client_id!r})"
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A sender process of its own (see d1sim.simulator.delivery.lanes) fetches its own token.
+        return {**self.__dict__, "_lock": None, "_header": None, "_expires": 0.0, "fetches": 0}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def headers(self, client: httpx.Client) -> dict[str, str]:
         """A valid bearer header, fetching a token first when none is cached or it is expiring."""
         with self._lock:
@@ -155,6 +164,8 @@ class OAuth2ClientCredentials(NoAuth):
         }
 
     def _fetch(self, client: httpx.Client) -> tuple[str, float]:
+        import httpx
+
         form = {"grant_type": "client_credentials", **({"scope": self.scope} if self.scope else {})}
         try:
             response = client.post(self.token_url, data=form, auth=(self.client_id, self._secret))

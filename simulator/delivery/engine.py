@@ -21,11 +21,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
-
-import httpx
+from typing import TYPE_CHECKING
 
 from d1sim.simulator.delivery.driver import (  # re-exported: what a call reports
     DeliveryEvent,
@@ -36,6 +34,7 @@ from d1sim.simulator.delivery.driver import (  # re-exported: what a call report
     ThreadWorkers,
     Workers,
 )
+from d1sim.simulator.delivery.lanes import lanes_for, send_in_lanes
 from d1sim.simulator.delivery.lease import LEASE_SECONDS, RunLease
 from d1sim.simulator.delivery.libcurl import CurlWorkers
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
@@ -44,44 +43,17 @@ from d1sim.simulator.delivery.sender import (  # re-exported: the sender's setti
     Poster,
     SenderConfig,
     build_client,
+    client_for,
 )
 from d1sim.simulator.errors import UsageError
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "DEFAULT_ISSUER_ID", "DeliveryEvent", "DeliverySummary", "Poster", "Progress", "SenderConfig",
     "TargetUnreachable", "build_client", "deliver_run", "resend",
 ]
-
-
-@contextmanager
-def _client_for(config: SenderConfig, client: httpx.Client | None) -> Iterator[httpx.Client]:
-    if client is not None:
-        yield client
-        return
-    own = _OnDemand(config)
-    try:
-        yield own  # type: ignore[misc]
-    finally:
-        own.close()
-
-
-class _OnDemand:
-    """An ``httpx.Client`` built on first use: libcurl sends, so only a token endpoint needs one.
-
-    Building it loads the TLS trust store, a tenth of a second a replay need not pay.
-    """
-
-    def __init__(self, config: SenderConfig) -> None:
-        self.config, self.client = config, None
-
-    def __getattr__(self, name: str) -> object:
-        if self.client is None:
-            self.client = build_client(self.config)
-        return getattr(self.client, name)
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
 
 
 def deliver_run(
@@ -96,7 +68,8 @@ def deliver_run(
     time_scale: float = 0.0,
     progress: Progress | None = None,
     lease_ttl: float = LEASE_SECONDS,
-    owed: Callable[[], Iterator[StoredDelivery | None]] | None = None,
+    owed: Callable[[], Generator[StoredDelivery | None, None, None]] | None = None,
+    senders: int = 1,
 ) -> DeliverySummary:
     """Deliver everything the outbox still owes for ``run_id``; safe to call again after a kill.
 
@@ -111,6 +84,10 @@ def deliver_run(
     ``owed``, called once the run is held, streams what to send instead of the outbox's
     pending deliveries: a run still being planned is sent while its plan is stored (see
     :mod:`d1sim.simulator.replay.planning`); a ``None`` in the stream means "more later".
+
+    ``senders`` above 1 sends through that many processes on lanes partitioned by key (see
+    :mod:`d1sim.simulator.delivery.lanes`), when the run can: a file outbox, time scale 0, no
+    injected client, and a plan of more than a few hundred deliveries.
     """
     run = outbox.run(run_id)
     if run is None or (run.status == "planning" and owed is None):
@@ -119,13 +96,20 @@ def deliver_run(
         raise UsageError(f"time scale must be >= 0, not {time_scale}")
     with RunLease(outbox, run_id, ttl=lease_ttl):  # one sender per run: RunBusy if another holds it
         stream = owed() if owed is not None else outbox.owed(run_id)
+        pace = _Pace(clock, sleep, rng, time_scale, progress)
+        resume = run.status not in ("ready", "planning")
+
+        def alone(items: Iterator[StoredDelivery | None]) -> DeliverySummary:
+            return _drive(outbox, config, client, items, resume, pace)
+
         try:
-            return _drive(outbox, config, client, stream, run.status not in ("ready", "planning"),
-                          _Pace(clock, sleep, rng, time_scale, progress))
+            if client is None and time_scale == 0 and outbox.path is not None:
+                lanes = lanes_for(config, senders)
+                if lanes > 1:
+                    return send_in_lanes(outbox, config, stream, lanes, alone, progress)
+            return alone(stream)
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()  # a planner still at work stops
+            stream.close()  # a planner still at work stops
 
 
 def resend(
@@ -169,7 +153,7 @@ def _workers(config: SenderConfig, http: httpx.Client, injected: bool) -> Worker
 
 def _drive(outbox: Outbox, config: SenderConfig, client: httpx.Client | None,
            owed: Iterator[StoredDelivery | None], resume: bool, pace: _Pace) -> DeliverySummary:
-    with _client_for(config, client) as http:
+    with client_for(config, client) as http:
         driver = Driver(outbox, config, _workers(config, http, client is not None), clock=pace.clock, sleep=pace.sleep,
                          rng=pace.rng or random.Random(), time_scale=pace.time_scale, progress=pace.progress)
         return driver.run(owed, resume=resume)

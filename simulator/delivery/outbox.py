@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Collection, Generator, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -239,7 +239,7 @@ class Outbox:
         run_id: str,
         chunk: int = 1000,
         limit: int | None = None,
-    ) -> Iterator[StoredDelivery]:
+    ) -> Generator[StoredDelivery, None, None]:
         """Pending deliveries in (due, seq) order, read ``chunk`` rows at a time, at most ``limit``.
 
         Paging is by key (due, seq), so rows settled meanwhile never shift or repeat the stream.

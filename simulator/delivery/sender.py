@@ -17,19 +17,21 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from d1sim.contracts.protocol import DEFAULT_ISSUER_ID
 from d1sim.simulator.delivery.auth import Auth, NoAuth, Signer
-from d1sim.simulator.delivery.deadline import DeadlineTransport, deadline
 from d1sim.simulator.delivery.outbox import RESPONSE_EXCERPT, Attempt, StoredDelivery
 from d1sim.simulator.delivery.outbox_records import Headers
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.redaction import mask_attempt, sender_secrets
+
+if TYPE_CHECKING:  # httpx is loaded when a client is built: libcurl sends a replay without it
+    import httpx
 
 # Of an answer's body this much is read and kept; the rest is never read (the connection closes).
 BODY_CAP = 64 * 1024
@@ -92,6 +94,39 @@ class SenderConfig:
         }
 
 
+@contextmanager
+def client_for(config: SenderConfig, client: httpx.Client | None) -> Iterator[httpx.Client]:
+    """``client`` if one was injected, else one built on first use and closed on leaving."""
+    if client is not None:
+        yield client
+        return
+    own = _OnDemand(config)
+    try:
+        yield own  # type: ignore[misc]
+    finally:
+        own.close()
+
+
+class _OnDemand:
+    """An ``httpx.Client`` built on first use: libcurl sends, so only a token endpoint needs one.
+
+    Building it loads httpx and the TLS trust store, a fifth of a second a replay need not pay.
+    """
+
+    def __init__(self, config: SenderConfig) -> None:
+        self.config = config
+        self.client: httpx.Client | None = None
+
+    def __getattr__(self, name: str) -> object:
+        if self.client is None:
+            self.client = build_client(self.config)
+        return getattr(self.client, name)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+
+
 def build_client(
     config: SenderConfig,
     transport: httpx.BaseTransport | None = None,
@@ -100,6 +135,10 @@ def build_client(
 
     Pass ``transport`` (``httpx.MockTransport``, ``httpx.WSGITransport``) to stay in-process.
     """
+    import httpx
+
+    from d1sim.simulator.delivery.deadline import DeadlineTransport
+
     pool = config.concurrency + 2  # the token endpoint may need a connection of its own
     limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
     verify = _tls(config)
@@ -155,6 +194,10 @@ class Poster:
 
     def attempt(self, item: StoredDelivery) -> Answer:
         """POST once (twice after a refreshable 401); any failure becomes the answer."""
+        import httpx
+
+        from d1sim.simulator.delivery.deadline import deadline
+
         started, begin = time.time(), time.perf_counter()
         status, content, retry_after, error, warning = None, b"", None, None, None
         failure: BaseException | None = None
@@ -235,6 +278,8 @@ def sent_headers(request: httpx.Request) -> Headers:
 
 def _refused(exc: httpx.HTTPError) -> bool:
     """No TCP connection (refused, unknown host); a TLS handshake that failed is an answer."""
+    import httpx
+
     if not isinstance(exc, httpx.ConnectError):
         return False
     cause: BaseException | None = exc

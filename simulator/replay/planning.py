@@ -18,7 +18,7 @@ import multiprocessing
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any, TypeVar, cast
 
@@ -95,7 +95,7 @@ def remaining(deliveries: Iterable[Delivery], after: int) -> Iterator[Delivery]:
 
 
 def streamed(outbox: Outbox, run_id: str, plan: Callable[[], Iterable[Delivery]],
-             *, chunk: int = 1000) -> Iterator[StoredDelivery | None]:
+             *, chunk: int = 1000) -> Generator[StoredDelivery | None, None, None]:
     """Send a run while it is planned: expand in a forked process, store here, yield what is owed.
 
     The planning process only expands (pure work, no outbox: an SQLite connection must not cross
