@@ -32,9 +32,6 @@ FILTER_BITS = 1 << 24  # 2 MiB: at 1 million operationIds gone, 6% false alarms
 FANOUT_BITS = 4  # a partition is cut into up to 16
 HASH_BITS = 64
 BATCH = 512  # rows per write: 16 partitions' pending rows stay a few MB
-# Records moved to disk at a time: written (and freed) while still in the CPU's cache. Moved
-# 12,500 at a time, each record was fetched from memory three times; that took 8 us a record.
-MOVE_STEP = 512
 OUTPUT_BATCH = 64  # rows per write of a problem run: many runs are read side by side
 LINE_BITS = LINE_SPAN.bit_length() - 1  # lines of one input
 OPERATION_BITS = 33  # operations of one document (more than one can hold), and after-own
@@ -78,20 +75,16 @@ class Blobs:
         # Open for the whole run, closed by close(); unlinked at once, so never left behind.
         self._file = tempfile.TemporaryFile(prefix="d1sim-validate-")  # noqa: SIM115
         self._end = 0
-        self._at_end = True  # no seek between writes: they gather in the file's buffer
 
     def put(self, rows: list[Any]) -> tuple[int, int]:
         data = marshal.dumps(rows)
-        if not self._at_end:
-            self._file.seek(self._end)
-            self._at_end = True
+        self._file.seek(self._end)
         self._file.write(data)
         address = self._end, len(data)
         self._end += len(data)
         return address
 
     def get(self, address: tuple[int, int]) -> list[Any]:
-        self._at_end = False
         self._file.seek(address[0])
         return marshal.loads(self._file.read(address[1]))
 
@@ -201,22 +194,14 @@ class Spill:
         over = len(checker) - self.keep
         if over <= 0:
             return
-        count = over + self.keep // 8
-        for start in range(0, count, MOVE_STEP):
-            self._move(checker.release(min(MOVE_STEP, count - start)))
-
-    def _move(self, released: list[tuple[Any, list[Any]]]) -> None:
-        """Write records just released to their partitions now, one write for each."""
         bits, mask, low, seen = self._bits, self._mask, len(self._parts) - 1, self._seen
         rows: list[list[Any]] = [[] for _ in self._parts]
-        for op_id, track in released:
+        for op_id, track in checker.release(over + self.keep // 8):
             code = hash(op_id)
             bits[(code & mask) >> 3] |= 1 << (code & 7)
             rows[code & low].append((op_id, track, seen.popleft()))
         for part, moved in zip(self._parts, rows, strict=True):
-            if moved:
-                part.extend(moved)
-                part.flush()
+            part.extend(moved)
 
     def defer(self, row: Deferred) -> None:
         """Keep a problem found while reading until :meth:`settle` (keyed by :func:`place`)."""

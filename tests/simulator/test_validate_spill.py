@@ -147,33 +147,3 @@ def test_memory_stays_bounded_in_documents_read_after_chunks(tmp_path: Path) -> 
             held.append(len(validation.checker))
     validation.finish()
     assert len(held) > 100 and max(held) <= keep + 2 * 3  # a look every 2 notifications of <= 3
-
-
-@pytest.mark.parametrize("step", [1, 3])
-def test_records_moved_a_few_at_a_time_report_what_in_memory_does(
-    capsys, monkeypatch, tmp_path: Path, spills, step: int
-) -> None:
-    monkeypatch.setattr(spill, "MOVE_STEP", step)
-    moved: list[int] = []  # records in each move
-    real_move = spill.Spill._move
-
-    def move(self: spill.Spill, released: list) -> None:
-        moved.append(len(released))
-        real_move(self, released)
-
-    monkeypatch.setattr(spill.Spill, "_move", move)
-    argv: list[str | Path] = ["--jobs", "2", *inputs(tmp_path)]
-    assert run(capsys, argv, keep=24) == run(capsys, argv)
-    assert spills
-    assert max(moved) == step and len(moved) > 24  # an eviction moves 3 or more (24 // 8)
-
-
-def test_blobs_read_back_what_was_written_between_reads() -> None:
-    blobs = spill.Blobs()
-    try:
-        first, second = blobs.put([1, "a"]), blobs.put([2, b"b"])
-        assert blobs.get(first) == [1, "a"]
-        third = blobs.put([3, None])  # after a read: written at the end, not over the second
-        assert [blobs.get(second), blobs.get(third), blobs.get(first)] == [[2, b"b"], [3, None], [1, "a"]]
-    finally:
-        blobs.close()
