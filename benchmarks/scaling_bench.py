@@ -11,8 +11,13 @@ from ``wait4``:
   end to end with its durable outbox. Above ``--deliver-up-to`` cards delivery is not run: its
   time is extrapolated linearly from the largest measured run and marked as such.
 
-With ``--baseline REV`` validate also runs the code of that git revision on the same capture
-(``validate_before_s``, ``validate_before_rss_mb``), before and after side by side.
+Every capture is written first; then validate runs ``--repeat`` rounds, each over every card
+count, so that all sizes are measured at the same moments of a shared machine; the figures are
+medians (``validate_s``, ``validate_cpu_s`` with its workers, ``validate_rss_mb``, and the
+single runs in ``validate_runs``). With ``--baseline REV`` each validate also runs with the
+code of that git revision, beside it, which goes first alternating from round to round
+(``validate_before_*``). ``--captures DIR`` keeps the captures there and reuses them (a reused
+capture's expansion is not measured again).
 
 Figures go to ``docs/scaling.json`` and the log-log plot ``docs/scaling.png``.
 
@@ -22,6 +27,8 @@ Usage::
     python benchmarks/scaling_bench.py --cards 1000 10000 --deliver-up-to 10000 --no-plot
     python benchmarks/scaling_bench.py --extend docs/scaling.json --deliver-up-to 0   # validate again
     python benchmarks/scaling_bench.py --deliver-up-to 0 --baseline HEAD~5 --no-plot --json out.json
+    python benchmarks/scaling_bench.py --cards 100000 300000 1000000 --deliver-up-to 0 --repeat 3 \
+        --baseline main --captures benchmarks/out --no-plot       # per-operation cost, side by side
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,9 +80,11 @@ def scaled(cards: int, folder: Path) -> Path:
     return path
 
 
-def timed(command: list[str], tree: Path | None = None, ok: tuple[int, ...] = (0, 1)) -> tuple[float, float, str]:
+def timed(command: list[str], tree: Path | None = None,
+          ok: tuple[int, ...] = (0, 1)) -> tuple[float, float, float, str]:
     """Run ``command`` (with the code in ``tree``, when given); its wall seconds, its peak RSS
-    in MB (wait4) and its stdout. An exit code not in ``ok`` ends the benchmark."""
+    in MB (wait4), its CPU seconds (its children's included) and its stdout. An exit code not
+    in ``ok`` ends the benchmark."""
     # -m puts the working directory first on sys.path: the tree's d1sim, not the installed one.
     env = {**os.environ, "PYTHONPATH": str(tree)} if tree else None
     with tempfile.TemporaryFile() as out:
@@ -87,36 +97,61 @@ def timed(command: list[str], tree: Path | None = None, ok: tuple[int, ...] = (0
         if child.returncode not in ok:
             raise SystemExit(f"{' '.join(command[:5])}... failed ({child.returncode}): {error[-1500:]}")
         out.seek(0)
-        return seconds, usage.ru_maxrss / 1024, out.read().decode()
+        return seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out.read().decode()
 
 
-def point(cards: int, folder: Path, nginx: Nginx | None, baseline: Path | None = None) -> dict[str, Any]:
-    """Every measure for one card count (validate by the ``baseline`` code too, when given)."""
-    scenario = scaled(cards, folder)
-    capture = folder / f"capture-{cards}.jsonl"
-    _, expand_rss, out = timed([sys.executable, "-c", _EXPAND, str(scenario), str(capture)], ok=(0,))
+def capture(cards: int, folder: Path, captures: Path | None) -> tuple[Path, dict[str, Any]]:
+    """The capture of ``cards`` cards, and its expansion figures (none when reused from ``captures``)."""
+    path = (captures or folder) / f"capture-{cards}.jsonl"
+    figures: dict[str, Any] = {"cards": cards}
+    if captures is not None and path.exists():
+        with path.open("rb") as lines:
+            figures["deliveries"] = sum(1 for _ in lines)
+        print(f"{cards:,} cards: reusing {path}", file=sys.stderr, flush=True)
+        return path, figures
+    partial = path.with_suffix(".partial")
+    _, expand_rss, _, out = timed([sys.executable, "-c", _EXPAND, str(scaled(cards, folder)), str(partial)], ok=(0,))
+    partial.rename(path)
     deliveries, expand_seconds = out.split()
     print(f"{cards:,} cards expanded in {float(expand_seconds):.1f} s", file=sys.stderr, flush=True)
-    validate = [sys.executable, "-m", "d1sim", "validate", "--quiet", str(capture)]
-    validate_seconds, validate_rss, _ = timed(validate)
-    figures: dict[str, Any] = {
-        "cards": cards, "deliveries": int(deliveries), "expand_s": float(expand_seconds),
-        "expand_rss_mb": expand_rss, "validate_s": validate_seconds, "validate_rss_mb": validate_rss}
-    if baseline is not None:
-        seconds, rss, _ = timed(validate, baseline)
-        figures |= {"validate_before_s": seconds, "validate_before_rss_mb": rss}
-    print(f"{cards:,} cards validated in {validate_seconds:.1f} s, {validate_rss:.0f} MB", file=sys.stderr,
-          flush=True)
-    capture.unlink()
-    if nginx is not None:
-        db = folder / f"outbox-{cards}.db"
-        seconds, rss, _ = timed([sys.executable, "-m", "d1sim", "replay", str(scenario),
-                                 "--concurrency", "8", "--target", nginx.url + WEBHOOK, "--db", str(db),
-                                 "--no-progress"])
-        figures |= {"deliver_s": seconds, "deliver_rss_mb": rss, "deliver_extrapolated": False}
-        for leftover in folder.glob(f"outbox-{cards}.db*"):
-            leftover.unlink()
+    return path, figures | {"deliveries": int(deliveries), "expand_s": float(expand_seconds),
+                            "expand_rss_mb": expand_rss}
+
+
+Run = tuple[float, float, float]  # wall seconds, peak RSS MB, CPU seconds
+
+
+def validate_rounds(captures: dict[int, Path], repeat: int, baseline: Path | None) -> dict[int, dict[str, Any]]:
+    """``repeat`` rounds of ``d1sim validate`` over every capture (the baseline's code beside,
+    first every other round); the medians of each card count."""
+    runs: dict[tuple[int, str], list[Run]] = {}
+    for round_ in range(repeat):
+        for cards, path in captures.items():
+            sides = [("", ROOT)] + ([("before_", baseline)] if baseline is not None else [])
+            for side, tree in sides[::-1] if round_ % 2 else sides:
+                seconds, rss, cpu, _ = timed([sys.executable, "-m", "d1sim", "validate", "--quiet", str(path)], tree)
+                runs.setdefault((cards, side), []).append((seconds, rss, cpu))
+                print(f"round {round_ + 1}: {cards:,} cards validated{' (baseline)' if side else ''} in "
+                      f"{seconds:.1f} s, {cpu:.1f} s CPU, {rss:.0f} MB", file=sys.stderr, flush=True)
+    figures: dict[int, dict[str, Any]] = {cards: {} for cards in captures}
+    for (cards, side), measured in runs.items():
+        figures[cards] |= {
+            f"validate_{side}s": statistics.median(s for s, _, _ in measured),
+            f"validate_{side}rss_mb": statistics.median(r for _, r, _ in measured),
+            f"validate_{side}cpu_s": statistics.median(c for _, _, c in measured),
+            f"validate_{side}runs": [round(s, 2) for s, _, _ in measured]}
     return figures
+
+
+def deliver_to(cards: int, folder: Path, nginx: Nginx) -> dict[str, Any]:
+    """``d1sim replay`` of ``cards`` cards to nginx: time and peak RSS."""
+    db = folder / f"outbox-{cards}.db"
+    seconds, rss, _, _ = timed([sys.executable, "-m", "d1sim", "replay", str(scaled(cards, folder)),
+                                "--concurrency", "8", "--target", nginx.url + WEBHOOK, "--db", str(db),
+                                "--no-progress"])
+    for leftover in folder.glob(f"outbox-{cards}.db*"):
+        leftover.unlink()
+    return {"deliver_s": seconds, "deliver_rss_mb": rss, "deliver_extrapolated": False}
 
 
 def merge(earlier: list[dict[str, Any]], fresh: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -182,21 +217,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--extend", type=Path, metavar="JSON",
                         help="start from these figures (e.g. docs/scaling.json): a long run in pieces")
     parser.add_argument("--baseline", metavar="REV", help="also validate with the code of this git revision")
+    parser.add_argument("--repeat", type=int, default=1, help="validate runs per card count (medians)")
+    parser.add_argument("--captures", type=Path, metavar="DIR", help="keep the captures here, and reuse them")
     args = parser.parse_args(argv)
     deliver = not missing_tools() and any(cards <= args.deliver_up_to for cards in args.cards)
     if not deliver and missing_tools():
         print("nginx or wrk missing (benchmarks/setup.sh): delivery is not measured", file=sys.stderr)
-    points = []
     receiver = Nginx() if deliver else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="d1sim-scaling-") as folder, receiver as nginx:
         baseline = None
         if args.baseline:
             (Path(folder) / "baseline").mkdir()
             baseline = export(args.baseline, Path(folder) / "baseline")
-        for cards in sorted(args.cards):
-            nearby = nginx if deliver and cards <= args.deliver_up_to else None
-            points.append(point(cards, Path(folder), nearby, baseline))
-            print(json.dumps(points[-1]), flush=True)
+        kept = args.captures.resolve() if args.captures else None
+        if kept:
+            kept.mkdir(parents=True, exist_ok=True)
+        made = {cards: capture(cards, Path(folder), kept) for cards in sorted(args.cards)}
+        validated = validate_rounds({cards: path for cards, (path, _) in made.items()}, args.repeat, baseline)
+        points = [made[cards][1] | validated[cards] for cards in made]
+        for p in points:
+            if deliver and p["cards"] <= args.deliver_up_to:
+                p |= deliver_to(p["cards"], Path(folder), nginx)
+            print(json.dumps(p), flush=True)
     if args.extend:
         points = merge(json.loads(args.extend.read_text()), points)
     extrapolate(points)
