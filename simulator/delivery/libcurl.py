@@ -107,7 +107,9 @@ class CurlWorkers:
         handle.setopt(pycurl.NOSIGNAL, 1)
         handle.setopt(pycurl.USERAGENT, self.fixed[1][1])  # not libcurl's, which names its build
         handle.setopt(pycurl.TIMEOUT_MS, max(1, int(config.timeout * 1000)))  # the attempt as a whole
-        handle.setopt(pycurl.NOPROXY, "*")  # as the threaded workers: no proxy from the environment
+        # Straight to the target, as the httpx client does (its own transport: no proxy from the
+        # environment); libcurl would otherwise read http_proxy and the like.
+        handle.setopt(pycurl.NOPROXY, "*")
         handle.setopt(pycurl.SSL_VERIFYPEER, 1 if config.verify else 0)
         handle.setopt(pycurl.SSL_VERIFYHOST, 2 if config.verify else 0)
         handle.setopt(pycurl.CAINFO, config.ca_cert or certifi.where())

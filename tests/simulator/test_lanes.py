@@ -167,7 +167,8 @@ def test_a_key_always_goes_through_the_same_lane() -> None:
 def test_replay_with_two_senders_delivers_a_scenario_end_to_end(tmp_path: Path) -> None:
     scenario = tmp_path / "many.yaml"
     one_per_post = Path(__file__).resolve().parents[2] / "benchmarks" / "scenarios" / "one-per-post.yaml"
-    scenario.write_text(one_per_post.read_text(encoding="utf-8").replace("count: 10000", "count: 150"), encoding="utf-8")
+    text = one_per_post.read_text(encoding="utf-8")
+    scenario.write_text(text.replace("count: 10000", "count: 150"), encoding="utf-8")
     with http_server(lambda h, s: (204, {}, b"")) as (url, seen):
         done = subprocess.run([sys.executable, "-m", "d1sim", "replay", str(scenario), "--target", url,
                                "--db", str(tmp_path / "o.db"), "--senders", "2", "--no-progress"],

@@ -122,3 +122,14 @@ def test_both_engines_settle_a_run_alike_in_per_key_order(tmp_path: Path, engine
     for key in range(5):  # a key's next delivery goes only once the previous one is settled
         mine = [seq for seq in requested if seq % 5 == key]
         assert mine == sorted(mine)
+
+
+def test_proxy_variables_of_the_environment_are_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As the httpx client (its own transport): D1 reaches the issuer's endpoint directly.
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        dead_proxy = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, dead_proxy)
+    with http_server(lambda h, seen: (204, {}, b"")) as (url, seen):
+        answered = one_attempt(SenderConfig(url), stored())
+    assert answered.answer.attempt.status_code == 204 and len(seen["requests"]) == 1
