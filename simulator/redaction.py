@@ -69,14 +69,21 @@ def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 def _longest_first(secrets: Iterable[str | None]) -> tuple[str, ...]:
     """The secrets worth replacing, longest first (a secret may contain a shorter one)."""
+    if not isinstance(secrets, tuple):
+        secrets = tuple(secrets)
+    return _ordered(secrets)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=64)
+def _ordered(secrets: tuple[str | None, ...]) -> tuple[str, ...]:
     return tuple(sorted({s for s in secrets if s and len(s) >= MIN_SECRET}, key=len, reverse=True))
 
 
-# A sender masks the same few header values on every attempt (Content-Type, the token, the
-# user agent): remembered, each costs a dictionary lookup instead of a regular expression.
+# A sender masks the same few headers on every attempt (Content-Type, the token, the user
+# agent): remembered, each costs a dictionary lookup instead of a regular expression.
 @lru_cache(maxsize=4096)
-def _mask_header_value(value: str, secrets: tuple[str, ...]) -> str:
-    return _mask(value, secrets)
+def _masked_header(name: str, value: str, secrets: tuple[str, ...]) -> tuple[str, str]:
+    return name, _credential(value) if name.lower() in SECRET_HEADERS else _mask(value, secrets)
 
 
 def _mask(text: str, secrets: tuple[str, ...]) -> str:
@@ -115,10 +122,7 @@ def mask_headers(
     """
     known = _longest_first(secrets)
     pairs = headers.items() if isinstance(headers, Mapping) else headers
-    return tuple(
-        (name, _credential(value) if name.lower() in SECRET_HEADERS else _mask_header_value(value, known))
-        for name, value in pairs
-    )
+    return tuple([_masked_header(name, value, known) for name, value in pairs])
 
 
 def _credential(value: str) -> str:

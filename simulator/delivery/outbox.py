@@ -311,13 +311,15 @@ class Outbox:
         """Store one attempt and the delivery's resulting state in a single transaction."""
         self.record_attempts([(delivery_id, attempt, state, next_attempt_at)])
 
-    def record_attempts(self, rows: Iterable[AttemptRow]) -> None:
+    def record_attempts(self, rows: Iterable[AttemptRow], *, masked: bool = False) -> None:
         """Store many (delivery id, attempt, resulting state, next attempt at) in one commit.
 
         An attempt's ``request_headers`` (the pairs the POST carried) are stored with every
-        credential masked; leave them None when they are not known.
+        credential masked; leave them None when they are not known. ``masked``: the caller
+        has masked each attempt already (:func:`d1sim.simulator.redaction.mask_attempt` with its
+        secrets, as the sender's workers do), so it is not done twice.
         """
-        rows = [(i, mask_attempt(a), state, at) for i, a, state, at in rows]
+        rows = list(rows) if masked else [(i, mask_attempt(a), state, at) for i, a, state, at in rows]
         with self.transaction():
             self.db.executemany(
                 _INSERT_ATTEMPT,
