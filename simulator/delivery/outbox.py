@@ -155,6 +155,13 @@ class Outbox:
         row = self.db.fetchone(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return _shown(Run.from_row(row), time.time()) if row else None
 
+    def status(self, run_id: str) -> str:
+        """A run's status as :meth:`run` shows it; UsageError naming the run if there is none."""
+        run = self.run(run_id)
+        if run is None:
+            raise UsageError(f"no run {run_id} in {self.path or ':memory:'}")
+        return run.status
+
     def runs(self) -> list[Run]:
         """Every run, newest first; a run whose sender is gone shows as ``interrupted``."""
         rows = self.db.fetchall(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, rowid DESC")

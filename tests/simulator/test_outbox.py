@@ -80,6 +80,17 @@ def test_runs_and_statuses(box: Outbox) -> None:
     assert listed[second].status == "planning" and box.run("r-nope") is None
 
 
+def test_status_is_what_run_shows_and_names_a_missing_run(box: Outbox) -> None:
+    run = box.create_run("a", "http://r/", {})
+    assert box.status(run) == "planning"
+    box.add_deliveries(run, planned(1))
+    assert box.status(run) == "ready"
+    box.set_run_status(run, "running")  # no sender holds the lease: shown as interrupted
+    assert box.status(run) == box.run(run).status == "interrupted"  # type: ignore[union-attr]
+    with pytest.raises(UsageError, match="no run r-nope in "):
+        box.status("r-nope")
+
+
 def test_attempts_are_recorded_in_order_with_state(box: Outbox) -> None:
     run = box.create_run("a", "http://r/", {})
     box.add_deliveries(run, planned(1))
