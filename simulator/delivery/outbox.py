@@ -355,6 +355,24 @@ class Outbox:
             raise UsageError(f"no delivery with id {delivery_id} in {self.path or ':memory:'}")
         return stored
 
+    def requeue_many(self, delivery_ids: Iterable[int]) -> int:
+        """Requeue deliveries as :meth:`requeue` does, all in one commit; return how many.
+
+        An id given twice counts once. If any id is not in the outbox none is requeued, and
+        the UsageError names the missing ones.
+        """
+        ids = list(dict.fromkeys(delivery_ids))
+        with self.transaction():
+            changed = self.db.executemany(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL WHERE id = ?",
+                [(i,) for i in ids],
+            )
+            if changed != len(ids):
+                missing = [i for i in ids if self.db.fetchone("SELECT 1 FROM deliveries WHERE id = ?", (i,)) is None]
+                raise UsageError(f"no delivery with id {', '.join(map(str, missing))} "
+                                 f"in {self.path or ':memory:'}; none requeued")
+        return changed
+
     def _set_state(self, delivery_id: int, state: str) -> None:
         self.db.execute(
             "UPDATE deliveries SET state = ?, next_attempt_at = NULL WHERE id = ?",
