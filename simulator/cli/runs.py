@@ -23,6 +23,7 @@ from d1sim.simulator.cli.options import (
 )
 from d1sim.simulator.delivery.engine import SenderConfig, resend
 from d1sim.simulator.delivery.outbox import DEFAULT_PATH, STATES, Outbox, StoredDelivery
+from d1sim.simulator.delivery.outbox_records import Headers
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.redaction import mask_attempt, mask_text, strip_userinfo
 
@@ -41,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
     listing.add_argument("--limit", type=integer(0, 100_000), default=50)
     listing.add_argument("--offset", type=integer(0, MAX_INT), default=0)
     listing.set_defaults(func=list_deliveries)
-    show = _with_db(sub.add_parser("show", help="one delivery: body and every attempt"))
+    show = _with_db(sub.add_parser("show", help="one delivery: body, every attempt and the headers it sent"))
     show.add_argument("delivery_id", type=integer(1, MAX_INT), metavar="DELIVERY_ID")
     show.set_defaults(func=show_delivery)
     again = _with_db(sub.add_parser("resend", help="send one delivery again now (fresh retry budget)"))
@@ -103,7 +104,7 @@ def _line(item: StoredDelivery) -> str:
 
 
 def show_delivery(args: argparse.Namespace) -> int:
-    """The delivery's record, its body (pretty JSON) and every attempt."""
+    """The delivery's record, its body (pretty JSON), every attempt and the request headers it sent."""
     with _open(args) as outbox:
         item = outbox.delivery(args.delivery_id)
     if item is None:
@@ -116,7 +117,17 @@ def show_delivery(args: argparse.Namespace) -> int:
         answer = a.status_code if a.status_code is not None else a.error
         extra = f"  warning: {a.warning}" if a.warning else ""
         print(f"attempt {a.number}: {answer} in {a.latency_ms:.0f} ms  {_excerpt(a.response)}{extra}")
+        print(*_header_lines(a.request_headers), sep="\n")
     return EXIT_OK
+
+
+def _header_lines(headers: Headers | None) -> list[str]:
+    """An attempt's request headers, one indented ``name: value`` line each (already masked)."""
+    if headers is None:
+        return ["  request headers: not recorded"]
+    if not headers:
+        return ["  request headers: none (no request went out)"]
+    return ["  request headers:", *(f"    {name}: {value}" for name, value in headers)]
 
 
 def _excerpt(response: bytes, limit: int = 200) -> str:

@@ -174,8 +174,7 @@ class RunViews:
         return [r.run_id for r in self.server.store.runs(issuer_or_404(self.server, str(issuer_id)).issuer_id)]
 
     def _requeue(self, found: list[tuple[str, int]]) -> int:
-        for _, delivery_id in found:
-            self.server.outbox.requeue(delivery_id)
+        self.server.outbox.requeue_many(delivery_id for _, delivery_id in found)
         for run_id in dict.fromkeys(run_id for run_id, _ in found):
             self.server.dispatcher.reload(run_id)
         return len(found)

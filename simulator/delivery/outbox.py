@@ -155,6 +155,13 @@ class Outbox:
         row = self.db.fetchone(f"SELECT {_RUN_COLUMNS} FROM runs WHERE id = ?", (run_id,))
         return _shown(Run.from_row(row), time.time()) if row else None
 
+    def status(self, run_id: str) -> str:
+        """A run's status as :meth:`run` shows it; UsageError naming the run if there is none."""
+        run = self.run(run_id)
+        if run is None:
+            raise UsageError(f"no run {run_id} in {self.path or ':memory:'}")
+        return run.status
+
     def runs(self) -> list[Run]:
         """Every run, newest first; a run whose sender is gone shows as ``interrupted``."""
         rows = self.db.fetchall(f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY created DESC, rowid DESC")
@@ -349,6 +356,24 @@ class Outbox:
         if not changed or stored is None:
             raise UsageError(f"no delivery with id {delivery_id} in {self.path or ':memory:'}")
         return stored
+
+    def requeue_many(self, delivery_ids: Iterable[int]) -> int:
+        """Requeue deliveries as :meth:`requeue` does, all in one commit; return how many.
+
+        An id given twice counts once. If any id is not in the outbox none is requeued, and
+        the UsageError names the missing ones.
+        """
+        ids = list(dict.fromkeys(delivery_ids))
+        with self.transaction():
+            changed = self.db.executemany(
+                "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL WHERE id = ?",
+                [(i,) for i in ids],
+            )
+            if changed != len(ids):
+                missing = [i for i in ids if self.db.fetchone("SELECT 1 FROM deliveries WHERE id = ?", (i,)) is None]
+                raise UsageError(f"no delivery with id {', '.join(map(str, missing))} "
+                                 f"in {self.path or ':memory:'}; none requeued")
+        return changed
 
     def _set_state(self, delivery_id: int, state: str) -> None:
         self.db.execute(

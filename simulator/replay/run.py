@@ -168,7 +168,7 @@ class Replayer:
                  suite: dict[str, str]) -> ScenarioResult:
         started = time.monotonic()
         run_id = earlier.id if earlier else self._create(ref, fp, suite)
-        planning = self.outbox.run(run_id).status == "planning"  # type: ignore[union-attr]
+        planning = self.outbox.status(run_id) == "planning"
         stream = planning and self.time_scale == 0 and can_stream(self.outbox)
         if planning and not stream:
             # Expanded one thread ahead of storing: the two overlap (see d1sim.simulator.replay.planning).

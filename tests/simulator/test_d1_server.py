@@ -3,6 +3,7 @@ receiver, productionStatus agrees with it, test hooks, cancellation, idempotency
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
@@ -181,6 +182,34 @@ def test_dead_deliveries_are_recovered_and_resent(tmp_path: Path) -> None:
         resent = d1.http.post(f"/_sim/deliveries/{first['id']}/resend")
         assert resent.status_code == 202
         wait_for(lambda: d1.receiver_stats()["posts"] == 7, what="the resent duplicate")
+
+
+def test_replay_requeues_every_undelivered_delivery_at_once_and_sends_them(tmp_path: Path) -> None:
+    receiver = ReceiverConfig(fail_first=3, fail_status=400)  # 400: permanent, never retried
+    with mock_d1(tmp_path, receiver) as d1:
+        assert d1.server is not None
+        outbox = d1.server.outbox
+        calls: list[list[int]] = []
+        requeue_many = outbox.requeue_many
+
+        def recorded(ids: Iterable[int]) -> int:
+            calls.append(list(ids))
+            return requeue_many(calls[-1])
+
+        outbox.requeue_many = recorded  # type: ignore[method-assign]
+        d1.register()
+        d1.order("card-r", headers={"X-D1Sim-Scenario": "data-exception"})
+        assert wait_for(d1.settled, what="the run to settle")["dispatcher"]["dead"] == 3
+        run_id = d1.http.get("/_sim/runs").json()["runs"][0]["runId"]
+        dead = d1.http.get(f"/_sim/runs/{run_id}/deliveries", params={"state": "dead"}).json()["deliveries"]
+        answer = d1.http.post("/_sim/deliveries/replay", json={})
+        assert (answer.status_code, answer.json()) == (202, {"requeued": 3})
+        assert calls == [[d["id"] for d in dead]]  # one call, so one transaction
+        d1.wait_held("card-r", "DATA_EXCEPTION")  # the dispatcher was woken for the run
+        summary = d1.http.get(f"/_sim/runs/{run_id}").json()["deliveries"]
+        assert summary == {"pending": 0, "delivered": 3, "dead": 0}
+        again = d1.http.post("/_sim/deliveries/replay", json={"issuerId": ISSUER})
+        assert (again.status_code, again.json()) == (202, {"requeued": 0})
 
 
 def test_an_uploaded_scenario_runs_against_the_issuer(d1: MockD1) -> None:

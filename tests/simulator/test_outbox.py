@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import orjson
@@ -80,6 +81,17 @@ def test_runs_and_statuses(box: Outbox) -> None:
     assert listed[second].status == "planning" and box.run("r-nope") is None
 
 
+def test_status_is_what_run_shows_and_names_a_missing_run(box: Outbox) -> None:
+    run = box.create_run("a", "http://r/", {})
+    assert box.status(run) == "planning"
+    box.add_deliveries(run, planned(1))
+    assert box.status(run) == "ready"
+    box.set_run_status(run, "running")  # no sender holds the lease: shown as interrupted
+    assert box.status(run) == box.run(run).status == "interrupted"  # type: ignore[union-attr]
+    with pytest.raises(UsageError, match="no run r-nope in "):
+        box.status("r-nope")
+
+
 def test_attempts_are_recorded_in_order_with_state(box: Outbox) -> None:
     run = box.create_run("a", "http://r/", {})
     box.add_deliveries(run, planned(1))
@@ -110,6 +122,46 @@ def test_mark_and_requeue_keep_history(box: Outbox) -> None:
         box.requeue(999)
     with pytest.raises(ValueError, match="unknown delivery state"):
         box.record_attempt(one.id, Attempt(3.0, 204, 1.0), "sent")
+
+
+def _settled_box(path: Path) -> tuple[Outbox, list[int]]:
+    """An outbox whose three deliveries are dead after a try, delivered, and retrying."""
+    box = Outbox(path)
+    run = box.create_run("a", "http://r/", {})
+    box.add_deliveries(run, planned(3))
+    one, two, three = box.owed(run)
+    box.record_attempt(one.id, Attempt(1.0, 400, 1.0), "dead")
+    box.mark_delivered(two.id)
+    box.record_attempt(three.id, Attempt(1.0, 503, 1.0), "pending", next_attempt_at=99.0)
+    return box, [one.id, two.id, three.id]
+
+
+def test_requeue_many_leaves_the_outbox_as_requeue_one_by_one_does(tmp_path: Path) -> None:
+    single, ids = _settled_box(tmp_path / "single.db")
+    many, _ = _settled_box(tmp_path / "many.db")
+    for i in ids:
+        single.requeue(i)
+    assert many.requeue_many([*ids, ids[0]]) == 3  # an id given twice counts once
+    requeued = [many.delivery(i) for i in ids]
+    # The same rows but for the run id (each box made its own).
+    assert [replace(d, run_id="r") for d in requeued if d] == [
+        replace(d, run_id="r") for d in map(single.delivery, ids) if d]
+    assert {(d.state, d.attempts, d.next_attempt_at) for d in requeued if d} == {("pending", 0, None)}
+    assert [len(d.history) for d in requeued if d] == [1, 0, 1]  # history kept
+    assert many.requeue_many([]) == 0
+
+
+def test_requeue_many_is_one_transaction(tmp_path: Path) -> None:
+    box, ids = _settled_box(tmp_path / "o.db")
+    before = [box.delivery(i) for i in ids]
+    with pytest.raises(UsageError, match=r"no delivery with id 998, 999 in .*none requeued"):
+        box.requeue_many([ids[0], 998, ids[2], 999])
+    assert [box.delivery(i) for i in ids] == before  # the ids that exist were rolled back too
+    statements: list[str] = []
+    box.db._db.set_trace_callback(statements.append)
+    box.requeue_many(ids)
+    box.db._db.set_trace_callback(None)
+    assert [s for s in statements if s in ("BEGIN IMMEDIATE", "COMMIT")] == ["BEGIN IMMEDIATE", "COMMIT"]
 
 
 def test_deliveries_filter_by_state(box: Outbox) -> None:

@@ -10,8 +10,9 @@ import httpx
 import pytest
 from flask import Flask
 
+from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.cli.dispatch import main
-from d1sim.simulator.delivery.outbox import Outbox
+from d1sim.simulator.delivery.outbox import Attempt, Outbox
 from d1sim.simulator.web.servers import running_server
 
 
@@ -43,11 +44,34 @@ def test_list_show_and_resend_a_dead_letter(tmp_path: Path, reference_receiver: 
     shown = capsys.readouterr().out
     assert "attempt 1: 400" in shown and '"operations"' in shown and "correlation id:" in shown
     assert "attempt 1: 400 in" in shown and "  no" in shown and "b'" not in shown
+    correlation = shown.split("correlation id: ")[1].split()[0]
+    assert "  no\n  request headers:\n    host: 127.0.0.1:" in shown.lower()  # the sender's own spelling
+    assert f"\n    x-correlation-id: {correlation}\n" in shown.lower()
     code = main(["deliveries", "resend", first, "--target", reference_receiver.webhook_url, *db])
     assert code == 0 and "delivered" in capsys.readouterr().out
     assert httpx.get(reference_receiver.url + "/_receiver/stats").json()["posts"] == 1
     assert main(["deliveries", "show", first, *db]) == 0
     assert "attempt 2: 204" in capsys.readouterr().out
+
+
+def test_show_prints_each_attempts_request_headers_masked_or_says_why_there_are_none(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = tmp_path / "o.db"
+    with Outbox(db) as box:
+        run = box.create_run("happy", "http://r/", {})
+        box.add_deliveries(run, [Delivery(1, 0.0, b"{}", ("c1",), ("DATA_PREPARED",), "corr-1", "happy", "c1")])
+        sent = (("Authorization", "Bearer s3cr3t-t0ken"), ("x-correlation-id", "corr-1"))
+        box.record_attempt(1, Attempt(1.0, 503, 2.0, request_headers=sent))
+        box.record_attempt(1, Attempt(2.0, None, 3.0, error="token endpoint said 500", request_headers=()))
+        box.record_attempt(1, Attempt(3.0, 204, 4.0))  # as an older d1sim stored it: no headers
+    assert main(["deliveries", "show", "1", "--db", str(db)]) == 0
+    shown = capsys.readouterr().out
+    attempts = shown[shown.index("attempt 1:"):].splitlines()
+    assert attempts[1:4] == ["  request headers:", "    Authorization: Bearer ***", "    x-correlation-id: corr-1"]
+    assert attempts[4].startswith("attempt 2: token endpoint said 500")
+    assert attempts[5] == "  request headers: none (no request went out)"
+    assert attempts[6].startswith("attempt 3: 204") and attempts[7:] == ["  request headers: not recorded"]
+    assert "s3cr3t-t0ken" not in shown
 
 
 @pytest.mark.parametrize(("args", "message"), [
