@@ -348,13 +348,12 @@ class Outbox:
 
     def requeue(self, delivery_id: int) -> StoredDelivery:
         """Make a delivery owed again with a fresh retry budget (its history is kept)."""
-        changed = self.db.execute(
-            "UPDATE deliveries SET state = 'pending', attempts = 0, next_attempt_at = NULL WHERE id = ?",
-            (delivery_id,),
-        ).rowcount
+        try:
+            self.requeue_many([delivery_id])
+        except UsageError:
+            raise UsageError(f"no delivery with id {delivery_id} in {self.path or ':memory:'}") from None
         stored = self.delivery(delivery_id)
-        if not changed or stored is None:
-            raise UsageError(f"no delivery with id {delivery_id} in {self.path or ':memory:'}")
+        assert stored is not None  # requeued just now, in this outbox
         return stored
 
     def requeue_many(self, delivery_ids: Iterable[int]) -> int:
