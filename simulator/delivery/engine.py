@@ -94,7 +94,7 @@ def deliver_run(
         raise UsageError(f"run {run_id} does not exist or was not completely planned")
     if time_scale < 0:
         raise UsageError(f"time scale must be >= 0, not {time_scale}")
-    with RunLease(outbox, run_id, ttl=lease_ttl):  # one sender per run: RunBusy if another holds it
+    with RunLease(outbox, run_id, ttl=lease_ttl), outbox.db.checkpoints_aside():  # RunBusy if another holds it
         stream = owed() if owed is not None else outbox.owed(run_id)
         pace = _Pace(clock, sleep, rng, time_scale, progress)
         resume = run.status not in ("ready", "planning")

@@ -355,6 +355,7 @@ def lane_main(inbox: Connection, said: Connection) -> int:
     config: SenderConfig = setup["config"]
     try:
         with Outbox(setup["path"]) as outbox, client_for(config, None) as http:
+            outbox.db.leave_checkpoints()  # the replay's process checkpoints for every lane
             driver = _LaneDriver(said, setup["events"], outbox, config, CurlWorkers(config, Poster(config, http)),
                                  clock=time.monotonic, sleep=time.sleep, rng=random.Random(), time_scale=0.0)
             summary = driver.run(_from_router(inbox), resume=False)

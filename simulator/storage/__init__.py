@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -32,6 +33,10 @@ from d1sim.simulator.errors import UsageError
 
 MEMORY = ":memory:"
 BUSY_TIMEOUT_MS = 5000
+# SQLite's default: a commit checkpoints once the WAL holds this many pages.
+AUTOCHECKPOINT_PAGES = 1000
+# How often a checkpoint thread (see Database.checkpoints_aside) copies the WAL into the file.
+CHECKPOINT_SECONDS = 0.2
 _VERSIONS = "CREATE TABLE IF NOT EXISTS d1sim_schema (component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
 
 
@@ -153,6 +158,55 @@ class Database:
         """Close the connection."""
         with self.lock:
             self._db.close()
+
+    @contextmanager
+    def checkpoints_aside(self, interval: float = CHECKPOINT_SECONDS) -> Iterator[None]:
+        """Within the block, copy the WAL into the file from a thread of its own.
+
+        SQLite otherwise checkpoints inside a COMMIT once the WAL passes 1,000 pages, and that
+        commit then waits for the copy and two fsyncs: a sender's thread stalls with every
+        connection idle. Here commits only append to the WAL, and a thread with its own
+        connection checkpoints every ``interval`` seconds (``sqlite3`` releases the GIL while it
+        works, and a PASSIVE checkpoint never blocks a writer). Other connections to the file
+        (a replay's sender processes) may switch their own checkpoints off meanwhile with
+        :meth:`leave_checkpoints`. Nothing to do for ``:memory:``.
+        """
+        if self.path is None:
+            yield
+            return
+        stop = threading.Event()
+        worker = threading.Thread(target=_checkpoint_every, args=(self.path, interval, stop),
+                                  name="d1sim-checkpoint", daemon=True)
+        self.leave_checkpoints()
+        worker.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            worker.join(BUSY_TIMEOUT_MS / 1000 + interval)
+            with self.lock:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
+
+    def leave_checkpoints(self) -> None:
+        """This connection's commits no longer checkpoint (another connection does)."""
+        with self.lock:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+
+
+def _checkpoint_every(path: Path, interval: float, stop: threading.Event) -> None:
+    try:
+        db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    except sqlite3.Error:
+        return  # the WAL grows until the block ends and commits checkpoint again
+    try:
+        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        while not stop.wait(interval):
+            with contextlib.suppress(sqlite3.Error):  # busy now: the next round copies it
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        with contextlib.suppress(sqlite3.Error):
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    finally:
+        db.close()
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -1,0 +1,47 @@
+"""The one SQLite layer: checkpoints moved off the committing thread while a sender works."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from d1sim.simulator.storage import Database, Schema
+
+BLOBS = Schema("blobs", ("CREATE TABLE blobs (data BLOB NOT NULL);",))
+
+
+def write(db: Database, megabytes: int) -> None:
+    with db.transaction():
+        db.executemany("INSERT INTO blobs VALUES (?)", [(b"x" * 4000,) for _ in range(megabytes * 256)])
+
+
+def wait_for(check: object, limit: float = 10.0) -> bool:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_commits_leave_checkpoints_to_a_thread_of_their_own(tmp_path: Path) -> None:
+    db = Database(tmp_path / "d.db", BLOBS)
+    file = tmp_path / "d.db"
+    try:
+        write(db, 2)  # about 500 pages: under SQLite's 1,000, so no commit copies them over
+        assert file.stat().st_size < 1_000_000
+        with db.checkpoints_aside(interval=0.05):
+            assert db.fetchone("PRAGMA wal_autocheckpoint") == (0,)
+            write(db, 1)
+            assert wait_for(lambda: file.stat().st_size > 2_500_000), "no checkpoint came"
+        assert db.fetchone("PRAGMA wal_autocheckpoint") == (1000,)
+        assert db.fetchone("SELECT COUNT(*) FROM blobs") == (768,)
+    finally:
+        db.close()
+
+
+def test_a_memory_database_has_nothing_to_checkpoint() -> None:
+    db = Database(":memory:", BLOBS)
+    with db.checkpoints_aside():
+        write(db, 1)
+    assert db.fetchone("SELECT COUNT(*) FROM blobs") == (256,)
