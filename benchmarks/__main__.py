@@ -61,9 +61,14 @@ def _n(value: float, unit: str = "/s") -> str:
 
 
 def _sending(f: dict[str, Any]) -> list[Row]:
-    return [(f"`d1sim replay {r['scenario']} --concurrency 8` end to end ({r['posts']:,} POSTs), POSTs/s",
+    return [(f"`d1sim replay {r['scenario']} --concurrency 8{_senders(r)}` end to end ({r['posts']:,} POSTs), POSTs/s",
              _n(r["d1sim"]), f"wrk -t1 -c8 on nginx 204: {_n(r['wrk'])}", f"{r['ratio']:.4f}")
             for r in f["runs"]]
+
+
+def _senders(run: dict[str, Any]) -> str:
+    chosen = run.get("senders", "auto")
+    return "" if chosen == "auto" else f" --senders {chosen}"
 
 
 def _planning(f: dict[str, Any]) -> list[Row]:

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from anchor import WEBHOOK, Nginx, missing_tools, wrk
 
@@ -42,16 +43,18 @@ WORKLOADS = ("bulk-file", str(HERE / "scenarios" / "one-per-post.yaml"))
 NO_ANCHOR = 3  # exit code: the anchor is not installed here (python -m benchmarks skips it)
 
 
-def replay_command(scenario: str, url: str, db: Path) -> list[str]:
+def replay_command(scenario: str, url: str, db: Path, senders: str = "auto") -> list[str]:
+    """``d1sim replay`` as a user runs it; ``senders`` "auto" leaves ``--senders`` to its default."""
+    chosen = [] if senders == "auto" else ["--senders", senders]
     return [sys.executable, "-m", "d1sim", "replay", scenario, "--concurrency",
-            str(CONCURRENCY), "--target", url + WEBHOOK, "--db", str(db), "--no-progress"]
+            str(CONCURRENCY), "--target", url + WEBHOOK, "--db", str(db), "--no-progress", *chosen]
 
 
-def replay_seconds(scenario: str, url: str, prefix: list[str] | None = None) -> float:
+def replay_seconds(scenario: str, url: str, prefix: list[str] | None = None, senders: str = "auto") -> float:
     """Wall seconds of one ``d1sim replay`` in a fresh process with a fresh outbox."""
     with tempfile.TemporaryDirectory(prefix="d1sim-send-") as folder:
         began = time.perf_counter()
-        done = subprocess.run([*(prefix or []), *replay_command(scenario, url, Path(folder) / "o.db")],
+        done = subprocess.run([*(prefix or []), *replay_command(scenario, url, Path(folder) / "o.db", senders)],
                               capture_output=True, text=True, timeout=1800, check=False)
         seconds = time.perf_counter() - began
     if done.returncode != 0:
@@ -59,27 +62,32 @@ def replay_seconds(scenario: str, url: str, prefix: list[str] | None = None) -> 
     return seconds
 
 
-def measure(scenario: str, repeat: int, wrk_seconds: float) -> dict[str, float]:
-    """Alternate wrk and d1sim ``repeat`` times on one nginx; medians and their ratio."""
+def measure(scenario: str, repeat: int, wrk_seconds: float, senders: list[str]) -> list[dict[str, Any]]:
+    """Alternate wrk and d1sim (each ``--senders`` value) ``repeat`` times on one nginx; medians
+    and their ratios, one row per ``--senders`` value."""
     ref = resolve_scenarios([scenario])[0]
     posts = summarize(planned_deliveries(ref.scenario)).deliveries
-    anchor, ours = [], []
+    anchor: list[float] = []
+    ours: dict[str, list[float]] = {s: [] for s in senders}
     with Nginx() as nginx:
         for _ in range(repeat):
             anchor.append(wrk(nginx.url + WEBHOOK, seconds=wrk_seconds).requests_per_second)
-            ours.append(posts / replay_seconds(scenario, nginx.url))
-    wrk_rate, d1sim_rate = statistics.median(anchor), statistics.median(ours)
-    return {"scenario": ref.scenario.name, "posts": posts, "wrk": wrk_rate, "d1sim": d1sim_rate,
-            "ratio": d1sim_rate / wrk_rate}
+            for chosen in senders:
+                ours[chosen].append(posts / replay_seconds(scenario, nginx.url, senders=chosen))
+    wrk_rate = statistics.median(anchor)
+    return [{"scenario": ref.scenario.name, "posts": posts, "senders": chosen, "wrk": wrk_rate,
+             "d1sim": statistics.median(rates), "ratio": statistics.median(rates) / wrk_rate}
+            for chosen, rates in ours.items()]
 
 
 def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
-    """One d1sim run under py-spy (every thread, idle samples left out): share of samples per part."""
+    """One d1sim run under py-spy (every thread of every process, idle samples left out): share of
+    samples per part."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with tempfile.TemporaryDirectory(prefix="d1sim-prof-") as folder, Nginx() as nginx:
         raw = Path(folder) / "stacks.txt"
         replay_seconds(scenario, nginx.url, [spy, "record", "-r", str(rate), "-f", "raw", "-o",
-                                             str(raw), "--threads", "--"])
+                                             str(raw), "--threads", "--subprocesses", "--"])
         return summarize_stacks(raw.read_text())
 
 
@@ -87,6 +95,7 @@ def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
 PARTS = (
     ("expansion (planning in this process)", r"contracts/(expansion|factory|faults|convergence)\.py"),
     ("taking planned parts from the planner", r"_Planner\.part"),
+    ("handing deliveries to sender processes and back (pipes)", r"_Router\.|_Lane\.|_from_router|lanes\.py.*_(un)?pack"),
     ("storing planned deliveries (SQLite)", r"add_deliveries|store_planned"),
     ("recording attempts (SQLite)", r"record_attempts|_flush"),
     ("building requests, reading answers (Python)",
@@ -141,11 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--wrk-seconds", type=float, default=5.0)
     parser.add_argument("--profile", action="store_true", help="add one py-spy profiled run of the first")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--senders", nargs="+", default=["auto"], metavar="N",
+                        help="--senders values to run side by side (default: auto, the replay's default)")
     args = parser.parse_args(argv)
     if missing := missing_tools():
         print(f"missing {', '.join(missing)}: run benchmarks/setup.sh", file=sys.stderr)
         return NO_ANCHOR
-    runs = [measure(scenario, args.repeat, args.wrk_seconds) for scenario in args.scenario]
+    runs = [run for scenario in args.scenario for run in measure(scenario, args.repeat, args.wrk_seconds, args.senders)]
     figures: dict[str, object] = {"runs": runs}
     if args.profile:
         figures["phases"] = phases(args.scenario[0])
@@ -153,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(figures))
     for run in runs:
-        print(f"{run['scenario']}: {run['posts']:,} POSTs; wrk {run['wrk']:,.0f} req/s, "
+        print(f"{run['scenario']} (--senders {run['senders']}): {run['posts']:,} POSTs; wrk {run['wrk']:,.0f} req/s, "
               f"d1sim replay end to end {run['d1sim']:,.0f} POSTs/s: ratio {run['ratio']:.4f}")
     if "phases" in figures:
         print("  phases in one process: " + ", ".join(f"{k} {v:.2f} s" for k, v in figures["phases"].items()))  # type: ignore[union-attr]
