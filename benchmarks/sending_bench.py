@@ -95,7 +95,7 @@ def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
 PARTS = (
     ("expansion (planning in this process)", r"contracts/(expansion|factory|faults|convergence)\.py"),
     ("taking planned parts from the planner", r"_Planner\.part"),
-    ("handing deliveries to sender processes and back (pipes)", r"_Router\.|_Lane\.|_from_router|lanes\.py.*_(un)?pack"),
+    ("handing deliveries to sender processes and back (pipes)", r"_Router\.|_Lane\.|_from_router|_(un)?pack \(.*lanes\.py"),
     ("storing planned deliveries (SQLite)", r"add_deliveries|store_planned"),
     ("recording attempts (SQLite)", r"record_attempts|_flush"),
     ("building requests, reading answers (Python)",
