@@ -36,9 +36,6 @@ from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.replay.output import ProgressBars, print_results, write_reports
 from d1sim.simulator.replay.run import Replayer, resolve_scenarios
 
-# The most sender processes a replay starts by itself (--senders sets any number up to 64).
-MAX_AUTO_SENDERS = 4
-
 EPILOG = f"""\
 SCENARIO is a bundled name (see --list), a .yaml file, or a folder of them.
 The target URL may contain {{issuerId}}; it is the scenario's issuerId unless --issuer-id is given.
@@ -87,9 +84,9 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     send = parser.add_argument_group("sending (D1's retry rules: see docs)")
     send.add_argument("--concurrency", type=integer(1, 1000), default=4, metavar="N",
                       help="connections to the target, in all (default: %(default)s)")
-    send.add_argument("--senders", type=integer(1, 64), default=None, metavar="N",
-                      help="sender processes, each on its own cards, sharing the connections "
-                           f"(default: one per core, at most {MAX_AUTO_SENDERS}; 1 sends from this process)")
+    send.add_argument("--senders", type=integer(1, 64), default=1, metavar="N",
+                      help="sender processes for a plan of over 500 deliveries, each on its own cards, "
+                           "sharing the connections; worth it with cores to spare (default: %(default)s)")
     send.add_argument("--timeout", type=number(0, MAX_SECONDS, above=True), default=10.0, metavar="S")
     send.add_argument("--max-attempts", type=integer(1, 1000), default=8, metavar="N")
     send.add_argument("--backoff-base", type=number(0, MAX_SECONDS), default=1.0, metavar="S")
@@ -98,12 +95,6 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     send.add_argument("--keep-retrying-unreachable", action="store_true",
                       help="when the target refuses connections from the start, retry as D1 would "
                            "(default: stop at once with exit 2)")
-
-
-def auto_senders() -> int:
-    """One sender process per core this process may use, at most MAX_AUTO_SENDERS."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores, MAX_AUTO_SENDERS))
 
 
 def sender_config(args: argparse.Namespace) -> SenderConfig:
@@ -145,7 +136,7 @@ def run_command(args: argparse.Namespace) -> int:
         with Outbox(args.db) as outbox:
             replayer = Replayer(outbox, config, seed=args.seed, time_scale=args.time_scale, probe=probe,
                                 progress=bars.for_scenario, issuer_id=args.issuer_id,
-                                settle=args.settle, senders=args.senders or auto_senders())
+                                settle=args.settle, senders=args.senders)
             results = replayer.run_suite(refs, resume=args.resume)
     finally:
         bars.close()
