@@ -94,6 +94,7 @@ def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
 # The first part (in this order) with a matching frame names the part a sample belongs to.
 PARTS = (
     ("expansion (planning in this process)", r"contracts/(expansion|factory|faults|convergence)\.py"),
+    ("checkpointing the WAL (a thread of its own)", r"_checkpoint_every"),
     ("taking planned parts from the planner", r"_Planner\.part"),
     ("handing deliveries to sender processes and back (pipes)", r"_Router\.|_Lane\.|_from_router|_(un)?pack \(.*lanes\.py"),
     ("storing planned deliveries (SQLite)", r"add_deliveries|store_planned"),
