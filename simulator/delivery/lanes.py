@@ -10,7 +10,7 @@ of the connections (``concurrency`` is the total) and records its attempts throu
 connection of its own to the same outbox file (SQLite in WAL mode: one writer at a time, each
 commit a group of answers, so the lanes seldom wait for each other).
 
-Lanes are plain ``python -m d1sim.simulator.delivery.lanes`` processes, not forks: an SQLite
+Lanes are plain ``python -m d1sim.simulator.delivery.lane_entry`` processes, not forks: an SQLite
 connection must not cross a fork, and ``multiprocessing``'s spawn would import the user's own
 main module again. They end with their parent (:mod:`d1sim.simulator.lifeline`). A small plan
 (at most :data:`SMALL` deliveries) is sent in this process, without lanes: starting a process
@@ -96,7 +96,14 @@ def send_in_lanes(
     """
     assert outbox.path is not None, "lanes need a file outbox"
     started = time.monotonic()
-    lanes = [_Lane(n, config, senders, outbox.path, progress is not None) for n in range(senders)]
+    lanes: list[_Lane] = []
+    try:
+        for n in range(senders):
+            lanes.append(_Lane(n, config, senders, outbox.path, progress is not None))
+    except OSError:  # no interpreter to start (an embedded Python): this process sends alone
+        for lane in lanes:
+            lane.close()
+        return alone(owed)
     try:
         first, rest = _peek(owed)
         if rest is None:  # the whole plan is small: starting lanes would cost more than it saves
@@ -142,7 +149,7 @@ class _Lane:
         home = str(Path(d1sim.__file__).resolve().parent.parent)  # the same d1sim in the lane
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [home, os.environ.get("PYTHONPATH")]))}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "d1sim.simulator.delivery.lanes", str(read_in), str(write_out)],
+            [sys.executable, "-m", "d1sim.simulator.delivery.lane_entry", str(read_in), str(write_out)],
             pass_fds=(read_in, write_out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
         os.close(read_in)
         os.close(write_out)
@@ -151,6 +158,7 @@ class _Lane:
         self.setup = {"config": replace(config, concurrency=max(share, 1)), "path": str(path),
                       "events": events, "parent": os.getpid()}
         self.reader: threading.Thread | None = None
+        self.ready = False  # set up and at work: stopped with SIGINT, so it records what it has
 
     def begin(self, messages: queue.SimpleQueue[_Message]) -> None:
         self.send(self.setup)
@@ -169,14 +177,17 @@ class _Lane:
             except (EOFError, OSError):
                 messages.put(_Message(self.number, "gone", self.process.wait()))
                 return
+            if kind == "ready":
+                self.ready = True
+                continue
             messages.put(_Message(self.number, kind, payload))
             if kind in ("done", "error", "interrupted"):
                 return
 
     def abandon(self) -> None:
         """Stop a lane that was never given work."""
-        self.inbox.close()
         self.process.terminate()
+        self.inbox.close()
 
     def close(self, wait: float = STOP_SECONDS) -> None:
         """Let a lane that is done exit; interrupt one still at work, as Ctrl-C would (it records
@@ -184,7 +195,8 @@ class _Lane:
         if not self.inbox.closed:
             self.inbox.close()
         if self.process.poll() is None and self.reader is not None and self.reader.is_alive():
-            self.process.send_signal(signal.SIGINT)
+            # A lane still starting has nothing to record: it is stopped outright.
+            self.process.send_signal(signal.SIGINT if self.ready else signal.SIGTERM)
         try:
             self.process.wait(wait)
         except subprocess.TimeoutExpired:
@@ -350,10 +362,15 @@ def _from_router(inbox: Connection) -> Iterator[StoredDelivery | None]:
 
 def lane_main(inbox: Connection, said: Connection) -> int:
     """A lane process: take the setup, then send what the router hands over until it says stop."""
-    setup = inbox.recv()
+    try:
+        setup = inbox.recv()
+    except EOFError:  # let go before any work (a small plan, an error elsewhere)
+        return 0
     exit_with_parent(setup["parent"])
     config: SenderConfig = setup["config"]
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # ignored while starting
+        said.send(("ready", None))
         with Outbox(setup["path"]) as outbox, client_for(config, None) as http:
             outbox.db.leave_checkpoints()  # the replay's process checkpoints for every lane
             driver = _LaneDriver(said, setup["events"], outbox, config, CurlWorkers(config, Poster(config, http)),
@@ -371,7 +388,3 @@ def lane_main(inbox: Connection, said: Connection) -> int:
             blob = None
         said.send(("error", (blob, f"{type(exc).__name__}: {exc}")))
         return 1
-
-
-if __name__ == "__main__":
-    sys.exit(lane_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)))

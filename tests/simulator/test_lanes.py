@@ -148,6 +148,25 @@ def test_a_killed_lane_stops_the_run_and_the_run_resumes(tmp_path: Path, spied: 
     assert len(delivered) == KEYS * PER_KEY  # at least once, as D1
 
 
+def test_when_no_sender_process_can_start_this_process_sends_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = []
+    real = subprocess.Popen
+
+    def second_fails(*args: object, **kwargs: object) -> object:
+        if started:
+            raise OSError("no such interpreter")
+        started.append(real(*args, **kwargs))  # type: ignore[call-overload]
+        return started[-1]
+
+    monkeypatch.setattr(lanes.subprocess, "Popen", second_fails)
+    box, run = outbox_with(tmp_path, planned())
+    with box, http_server(lambda h, s: (204, {}, b"")) as (url, seen):
+        summary = deliver_run(box, run, SenderConfig(url, concurrency=4), senders=2)
+    assert summary.delivered == KEYS * PER_KEY == len(seen["requests"])
+    assert started[0].poll() == 0  # the one that started was let go before any work
+
+
 def test_lanes_are_only_for_configs_that_can_travel() -> None:
     assert lanes.lanes_for(SenderConfig("http://h/x", concurrency=8, auth=StaticBearer("t")), 4) == 4
     assert lanes.lanes_for(SenderConfig("http://h/x", concurrency=3), 4) == 3  # a connection each at least
