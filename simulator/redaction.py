@@ -69,9 +69,7 @@ def mask_text(text: str, secrets: Iterable[str | None] = ()) -> str:
 
 def _longest_first(secrets: Iterable[str | None]) -> tuple[str, ...]:
     """The secrets worth replacing, longest first (a secret may contain a shorter one)."""
-    if not isinstance(secrets, tuple):
-        secrets = tuple(secrets)
-    return _ordered(secrets)  # type: ignore[arg-type]
+    return _ordered(tuple(secrets))
 
 
 @lru_cache(maxsize=64)

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import pickle
 import queue
@@ -61,7 +62,6 @@ SMALL = 500
 HAND = 256
 # How long lanes get to record what they have after an interruption before they are stopped.
 STOP_SECONDS = 5.0
-_END = object()
 
 
 def lanes_for(config: SenderConfig, senders: int) -> int:
@@ -220,7 +220,7 @@ class _Router:
         for lane in self.lanes:
             lane.begin(self.messages)
         held: list[list[tuple[Any, ...]]] = [[] for _ in self.lanes]
-        for item in _chain(first, rest):
+        for item in itertools.chain(first, rest):
             if item is None:  # the planner is behind: hand over what is here, hear the lanes
                 self._hand_all(held)
                 self._hear(STARVED_WAIT)
@@ -283,11 +283,6 @@ class _Router:
             raise UsageError(f"sender process {message.lane + 1} stopped unexpectedly (exit code "
                              f"{payload}); nothing recorded was lost: run the same command again "
                              "to resume")
-
-
-def _chain(first: list[StoredDelivery], rest: Iterator[StoredDelivery | None]) -> Iterator[StoredDelivery | None]:
-    yield from first
-    yield from rest
 
 
 def _add(total: DeliverySummary, counts: DeliverySummary) -> None:
