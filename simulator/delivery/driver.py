@@ -6,8 +6,10 @@ The workers only do HTTP: libcurl's multi interface in this thread
 client such as ``httpx.MockTransport``). The calling thread schedules (a key's deliveries one at
 a time in order, ``due`` under the time scale, backoff) and is the outbox's single writer: it
 commits answers in groups, so SQLite never makes the workers wait, and a key's next delivery
-goes only once the previous answer is committed. :func:`d1sim.simulator.delivery.engine.deliver_run`
-is the entry point.
+goes only once the previous answer is committed. Committing is a :class:`Recorder`'s job: this
+thread's own outbox connection (:class:`OutboxRecorder`), or a process of its own that plans and
+records while this one only sends (:mod:`d1sim.simulator.replay.writer`).
+:func:`d1sim.simulator.delivery.engine.deliver_run` is the entry point.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import queue
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Protocol
@@ -35,6 +38,11 @@ FLUSH_ROWS, FLUSH_AGE = 256, 0.2
 PER_WORKER = 2
 # How long the driver waits before asking a stream that had nothing yet (a plan still being made).
 STARVED_WAIT = 0.005
+# How long the driver waits on HTTP answers before it looks again whether a recorder of another
+# process has committed (and so released keys), when a worker is free.
+COMMIT_POLL = 0.002
+# How long an interrupted driver waits for the answers it has to be committed.
+STOP_SECONDS = 5.0
 _END = object()
 
 
@@ -112,6 +120,33 @@ class ThreadWorkers:
             self.answers.put(Answered(item, answer))
 
 
+class Recorder(Protocol):
+    """Commits attempt rows for the driver, in order; each hand-over is known by its ticket."""
+
+    def record(self, rows: list[AttemptRow]) -> int:
+        """Hand rows over to be committed together; return their ticket (they increase)."""
+        ...
+
+    def committed(self, timeout: float = 0.0) -> int:
+        """The last ticket committed (0: none yet); wait up to ``timeout`` seconds for a newer one."""
+        ...
+
+
+class OutboxRecorder:
+    """Commits at once, through the driver's own outbox connection."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self.outbox, self.ticket = outbox, 0
+
+    def record(self, rows: list[AttemptRow]) -> int:
+        self.outbox.record_attempts(rows, masked=True)  # the workers mask every answer
+        self.ticket += 1
+        return self.ticket
+
+    def committed(self, timeout: float = 0.0) -> int:
+        return self.ticket
+
+
 @dataclass(slots=True)
 class DeliverySummary:
     """What one call sent; ``elapsed`` is in the injected clock's seconds."""
@@ -155,8 +190,10 @@ class Driver:
         rng: random.Random,
         time_scale: float,
         progress: Progress | None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.outbox, self.config, self.workers = outbox, config, workers
+        self.recorder = recorder or OutboxRecorder(outbox)
         self.clock, self.sleep, self.rng, self.progress = clock, sleep, rng, progress
         self.time_scale = time_scale
         self.schedule = Schedule(self._ready_at)
@@ -168,6 +205,8 @@ class Driver:
         self.rows: list[AttemptRow] = []
         self.events: list[DeliveryEvent] = []
         self.settled: list[StoredDelivery] = []
+        # Handed to the recorder, not committed yet: (ticket, settled heads, events), oldest first.
+        self.awaiting: deque[tuple[int, list[StoredDelivery], list[DeliveryEvent]]] = deque()
         self.oldest = 0.0
         self.start = clock()
         self.epoch = time.time() - self.start  # clock reading + epoch = Unix time
@@ -181,6 +220,7 @@ class Driver:
             self._loop(owed)
         except KeyboardInterrupt:
             self._flush()  # an interrupt is no crash: keep the answers already received
+            self._release(self.recorder.committed(STOP_SECONDS) if self.awaiting else 0)
             raise
         finally:
             self.workers.stop()  # what was not sent stays owed
@@ -200,8 +240,10 @@ class Driver:
                     exhausted = True
                 else:
                     self.schedule.add(item)  # type: ignore[arg-type]
+            if self.awaiting:
+                self._release(self.recorder.committed())
             self._dispatch()
-            if self.rows and self.in_flight < self.slots:
+            if self.rows and self.in_flight < self.slots and not self.awaiting:
                 self._flush()  # a worker is idle: committing may release waiting deliveries
                 continue
             if exhausted and self.schedule.held == 0:
@@ -234,11 +276,16 @@ class Driver:
         if starved:  # look at the stream again soon
             delay = STARVED_WAIT if delay is None else min(delay, STARVED_WAIT)
         if self.in_flight == 0:
-            if delay:
+            if self.awaiting:  # only a commit can release what is held
+                self._release(self.recorder.committed(delay if delay is not None else FLUSH_AGE))
+            elif delay:
                 self.sleep(delay)
             return []
-        # With every slot taken only an answer can unblock us; else also wake for the timer.
+        # With every slot taken only an answer can unblock us; else also wake for the timer (and
+        # look at commits made elsewhere every COMMIT_POLL).
         timeout = delay if self.in_flight < self.slots else None
+        if self.awaiting and self.in_flight < self.slots:
+            timeout = COMMIT_POLL if timeout is None else min(timeout, COMMIT_POLL)
         if self.rows:  # slow answers must not hold recorded ones back for long
             timeout = FLUSH_AGE if timeout is None else min(timeout, FLUSH_AGE)
         return self.workers.collect(timeout)
@@ -273,16 +320,22 @@ class Driver:
         return answered
 
     def _flush(self) -> None:
-        """Commit recorded attempts, release their keys, then report them."""
+        """Hand recorded attempts to the recorder; their keys are released once committed."""
         if not self.rows:
             return
         rows, events, settled = self.rows, self.events, self.settled
         self.rows, self.events, self.settled = [], [], []
-        self.outbox.record_attempts(rows, masked=True)  # the workers mask every answer
-        for item in settled:
-            self.schedule.settle(item)
-        for event in events if self.progress else ():
-            self.progress(event)  # type: ignore[misc]
+        self.awaiting.append((self.recorder.record(rows), settled, events))
+        self._release(self.recorder.committed())
+
+    def _release(self, committed: int) -> None:
+        """Settle the keys of every hand-over committed by now, then report its attempts."""
+        while self.awaiting and self.awaiting[0][0] <= committed:
+            _, settled, events = self.awaiting.popleft()
+            for item in settled:
+                self.schedule.settle(item)
+            for event in events if self.progress else ():
+                self.progress(event)  # type: ignore[misc]
 
     def _settle(self, item: StoredDelivery, answer: Answer) -> None:
         self.in_flight -= 1

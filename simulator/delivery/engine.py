@@ -21,15 +21,16 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from d1sim.simulator.delivery.driver import (  # re-exported: what a call reports
     DeliveryEvent,
     DeliverySummary,
     Driver,
     Progress,
+    Recorder,
     TargetUnreachable,
     ThreadWorkers,
     Workers,
@@ -68,7 +69,7 @@ def deliver_run(
     time_scale: float = 0.0,
     progress: Progress | None = None,
     lease_ttl: float = LEASE_SECONDS,
-    owed: Callable[[], Generator[StoredDelivery | None, None, None]] | None = None,
+    owed: Callable[[], Feed] | None = None,
     senders: int = 1,
 ) -> DeliverySummary:
     """Deliver everything the outbox still owes for ``run_id``; safe to call again after a kill.
@@ -83,7 +84,8 @@ def deliver_run(
 
     ``owed``, called once the run is held, streams what to send instead of the outbox's
     pending deliveries: a run still being planned is sent while its plan is stored (see
-    :mod:`d1sim.simulator.replay.planning`); a ``None`` in the stream means "more later".
+    :mod:`d1sim.simulator.replay.planning`); a ``None`` in the stream means "more later". A
+    stream with a ``recorder`` (not None) commits the attempts in its own process.
 
     ``senders`` above 1 sends through that many processes on lanes partitioned by key (see
     :mod:`d1sim.simulator.delivery.lanes`), when the run can: a file outbox, time scale 0, no
@@ -100,7 +102,8 @@ def deliver_run(
         resume = run.status not in ("ready", "planning")
 
         def alone(items: Iterator[StoredDelivery | None]) -> DeliverySummary:
-            return _drive(outbox, config, client, items, resume, pace)
+            # A streamed plan (replay.planning.Streamed) may bring the recorder of its writer process.
+            return _drive(outbox, config, client, items, resume, pace, getattr(stream, "recorder", None))
 
         try:
             if client is None and time_scale == 0 and outbox.path is not None:
@@ -132,6 +135,16 @@ def resend(
         return _drive(outbox, config, client, iter([item]), False, _Pace(clock, sleep, rng, 0.0, progress))
 
 
+class Feed(Protocol):
+    """What ``owed`` gives: the deliveries to send (None: more later), closed when done."""
+
+    def __next__(self) -> StoredDelivery | None: ...
+
+    def __iter__(self) -> Iterator[StoredDelivery | None]: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Pace:
     """The injected clock, sleep and randomness of one call, with its time scale and progress."""
@@ -152,8 +165,10 @@ def _workers(config: SenderConfig, http: httpx.Client, injected: bool) -> Worker
 
 
 def _drive(outbox: Outbox, config: SenderConfig, client: httpx.Client | None,
-           owed: Iterator[StoredDelivery | None], resume: bool, pace: _Pace) -> DeliverySummary:
+           owed: Iterator[StoredDelivery | None], resume: bool, pace: _Pace,
+           recorder: Recorder | None = None) -> DeliverySummary:
     with client_for(config, client) as http:
         driver = Driver(outbox, config, _workers(config, http, client is not None), clock=pace.clock, sleep=pace.sleep,
-                         rng=pace.rng or random.Random(), time_scale=pace.time_scale, progress=pace.progress)
+                        rng=pace.rng or random.Random(), time_scale=pace.time_scale, progress=pace.progress,
+                        recorder=recorder)
         return driver.run(owed, resume=resume)

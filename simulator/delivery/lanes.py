@@ -31,7 +31,6 @@ import queue
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -41,7 +40,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import d1sim
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.driver import (
     STARVED_WAIT,
@@ -54,7 +52,7 @@ from d1sim.simulator.delivery.libcurl import CurlWorkers
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.delivery.sender import Poster, SenderConfig, client_for
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.lifeline import exit_with_parent
+from d1sim.simulator.lifeline import exit_with_parent, spawn
 
 # A plan of at most this many deliveries is sent in the calling process.
 SMALL = 500
@@ -144,17 +142,8 @@ class _Lane:
     def __init__(self, number: int, config: SenderConfig, lanes: int, path: Path, events: bool) -> None:
         share = config.concurrency // lanes + (number < config.concurrency % lanes)
         self.number = number
-        read_in, write_in = os.pipe()
-        read_out, write_out = os.pipe()
-        home = str(Path(d1sim.__file__).resolve().parent.parent)  # the same d1sim in the lane
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [home, os.environ.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "d1sim.simulator.delivery.lane_entry", str(read_in), str(write_out)],
-            pass_fds=(read_in, write_out), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, env=env)
-        os.close(read_in)
-        os.close(write_out)
-        self.inbox = Connection(write_in, readable=False)
-        self.said = Connection(read_out, writable=False)
+        child = spawn("d1sim.simulator.delivery.lane_entry")
+        self.process, self.inbox, self.said = child.process, child.inbox, child.said
         self.setup = {"config": replace(config, concurrency=max(share, 1)), "path": str(path),
                       "events": events, "parent": os.getpid()}
         self.reader: threading.Thread | None = None

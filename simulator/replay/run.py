@@ -15,9 +15,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,7 @@ from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.engine import DeliverySummary, Progress, SenderConfig, deliver_run
 from d1sim.simulator.delivery.outbox import Outbox, Run
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.replay.planning import can_stream, prefetched, remaining, streamed
+from d1sim.simulator.replay.planning import Streamed, can_stream, prefetched, remaining
 from d1sim.simulator.reports.results import CaseResult
 
 if TYPE_CHECKING:
@@ -177,7 +178,7 @@ class Replayer:
         pending = self.outbox.summary(run_id)["pending"]
         if stream or pending:
             progress = self.progress(ref, None if stream else pending) if self.progress else None
-            owed = (lambda: streamed(self.outbox, run_id, lambda: self._plan(ref))) if stream else None
+            owed = (lambda: Streamed(self.outbox, run_id, self._plan_of(ref))) if stream else None
             summary = deliver_run(self.outbox, run_id, self.config_for(ref), client=self.client,
                                   time_scale=self.time_scale, progress=progress, owed=owed,
                                   senders=self.senders)
@@ -195,10 +196,12 @@ class Replayer:
 
     def _plan(self, ref: ScenarioRef) -> Iterator[Delivery]:
         """The scenario's deliveries, in planning (seq) order; deterministic for its seed."""
-        # Imported here: a streamed plan is expanded in a forked process, which loads faker itself.
-        from d1sim.contracts.scenario.expansion import planned_deliveries
+        return iter(self._plan_of(ref)())
 
-        return planned_deliveries(ref.scenario, seed=self.seed_of(ref))
+    def _plan_of(self, ref: ScenarioRef) -> Callable[[], Iterable[Delivery]]:
+        """The scenario's expansion, to be called where it runs (it pickles: a streamed plan is
+        expanded in the writer process, which loads faker itself)."""
+        return partial(_expanded, ref.scenario, self.seed_of(ref))
 
     def evaluate(self, ref: ScenarioRef, run_id: str) -> list[CaseResult]:
         """The verdict of each expectation of the scenario on what the outbox holds."""
@@ -249,6 +252,12 @@ class Replayer:
         if exp.state is None:
             return None if held is None else f"card {exp.card_id}: no known status was sent, held {held}"
         return compare_state(exp.state, held)
+
+
+def _expanded(scenario: Scenario, seed: int) -> Iterator[Delivery]:
+    from d1sim.contracts.scenario.expansion import planned_deliveries  # faker: only where it runs
+
+    return planned_deliveries(scenario, seed=seed)
 
 
 def _all_delivered(name: str, run_id: str, counts: dict[str, int], db: Path | None) -> CaseResult:

@@ -1,8 +1,9 @@
-"""Sending while planning: a forked planner hands parts over, each stored before it is sent.
+"""Sending while planning: the writer process hands parts over, each stored before it is sent.
 
-The plans here are plain generators (forked, so a closure works): slow ones show sending starts
-before the plan is complete, a failing one that its error reaches the sender with what was stored
-kept, and a half-stored run that planning resumes after what is already there.
+The plans here are module-level generators given as ``functools.partial`` (they travel to the
+writer process by pickle): slow ones show sending starts before the plan is complete, a failing
+one that its error reaches the sender with what was stored kept, and a half-stored run that
+planning resumes after what is already there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import orjson
@@ -20,22 +22,13 @@ import pytest
 
 from d1sim.contracts.scenario.expansion import planned_deliveries
 from d1sim.contracts.scenario.loading import load_scenario_file
-from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery import terms
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.replay.planning import HAND_OVER, can_stream, streamed
+from d1sim.simulator.replay.planning import HAND_OVER, Streamed, can_stream
+from tests.simulator.plans import planned
 from tests.simulator.senders import http_server
-
-
-def planned(n: int, *, pause: float = 0.0, fail_at: int | None = None) -> Iterator[Delivery]:
-    for i in range(n):
-        if fail_at is not None and i == fail_at:
-            raise ScenarioError("too many", source="scenario.yaml", line=3, column=1, path="cards.count")
-        if pause and i and i % HAND_OVER == 0:
-            time.sleep(pause)
-        yield Delivery(i, float(i), b"{}", (f"c{i}",), ("X",), f"corr-{i}", "s", f"c{i}")
 
 
 def items(stream: Iterator[StoredDelivery | None], limit: float = 30.0) -> Iterator[StoredDelivery]:
@@ -54,7 +47,7 @@ def test_sending_starts_before_the_plan_is_complete(tmp_path: Path) -> None:
         assert can_stream(box)
         run = box.create_run("s", "http://127.0.0.1:9/hook", {})
         statuses, seqs = [], []
-        for item in items(streamed(box, run, lambda: planned(3 * HAND_OVER, pause=0.3))):
+        for item in items(Streamed(box, run, partial(planned, 3 * HAND_OVER, pause=0.3))):
             statuses.append(box.run(run).status)  # type: ignore[union-attr]
             seqs.append(item.delivery.seq)
             stored = box.delivery(item.id)
@@ -68,7 +61,7 @@ def test_a_planning_error_reaches_the_sender_and_what_was_stored_stays(tmp_path:
         run = box.create_run("s", "http://127.0.0.1:9/hook", {})
         got = []
         with pytest.raises(UsageError, match=r"scenario.yaml:3:1: too many \(cards.count\)"):
-            for item in items(streamed(box, run, lambda: planned(3 * HAND_OVER, fail_at=HAND_OVER + 10))):
+            for item in items(Streamed(box, run, partial(planned, 3 * HAND_OVER, fail_at=HAND_OVER + 10))):
                 got.append(item.delivery.seq)
         assert got == list(range(HAND_OVER)) and box.summary(run)["pending"] == HAND_OVER
         assert box.run(run).status == "planning"  # type: ignore[union-attr]
@@ -81,7 +74,7 @@ def test_an_interrupted_plan_resumes_after_what_is_stored(tmp_path: Path) -> Non
         sent = [d.id for d in box.owed(run, limit=300)]
         for delivery_id in sent:
             box.mark_delivered(delivery_id)
-        seqs = [item.delivery.seq for item in items(streamed(box, run, lambda: planned(1600)))]
+        seqs = [item.delivery.seq for item in items(Streamed(box, run, partial(planned, 1600)))]
         assert box.summary(run) == {"pending": 1300, "delivered": 300, "dead": 0}
         assert box.run(run).status == "ready"  # type: ignore[union-attr]
     assert seqs == list(range(300, 1600))  # what was owed, then the rest: nothing twice
@@ -127,7 +120,7 @@ def test_a_streamed_plan_is_indexed_for_search_as_a_stored_one_is(tmp_path: Path
             for i in range(20)]
     with Outbox(tmp_path / "o.db") as box:
         run = box.create_run("s", "http://127.0.0.1:9/hook", {})
-        stored = {item.delivery.seq: item.id for item in items(streamed(box, run, lambda: plan))}
+        stored = {item.delivery.seq: item.id for item in items(Streamed(box, run, partial(iter, plan)))}
         for term in ("card-7", "op-7", "REQ-7"):
             found = box.db.fetchall(terms.MATCHING, (terms.token(term),))
             assert found == [(stored[7],)]

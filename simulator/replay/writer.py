@@ -1,0 +1,282 @@
+"""The replay's writer process: plans a run, stores it and commits the sender's attempts.
+
+A replay's sending process spends about half of each POST's time in SQLite (storing the plan,
+recording answers) when it writes the outbox itself. During a streamed replay (time scale 0, a
+file outbox) a second process does all of that, on the second core: it expands the scenario,
+stores each part of the plan in one commit and hands it over (ids included), and commits the
+attempt rows the sender hands back, saying which hand-over is committed so the sender releases
+each key's next delivery only then (:class:`d1sim.simulator.delivery.driver.Recorder`).
+
+It is a plain ``python -m d1sim.simulator.replay.writer_entry`` process (see
+:func:`d1sim.simulator.lifeline.spawn`): the plan it is given must pickle (a module-level
+function, or a ``functools.partial`` of one). It ignores Ctrl-C: the sender decides when to stop,
+and the writer first commits every row it was handed. It ends with its parent.
+
+Example::
+
+    writer = Writer(Path("o.db"), run_id, partial(planned_deliveries, scenario, seed=1), after=-1)
+    part = writer.part()          # stored deliveries, None (none yet) or DONE
+    ticket = writer.record(rows)  # attempt rows to commit
+    writer.committed(timeout=1.0) >= ticket
+    writer.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from d1sim.contracts.scenario.source import ScenarioError
+from d1sim.contracts.scenario.timeline import Delivery
+from d1sim.simulator.delivery.outbox import AttemptFields, AttemptRow, Outbox, StoredDelivery, attempt_fields
+from d1sim.simulator.errors import UsageError
+from d1sim.simulator.lifeline import exit_with_parent, spawn
+
+# Deliveries per part: one outbox commit and one pipe message each. Small enough that the rows
+# the sender hands over meanwhile wait a few milliseconds at most.
+HAND_OVER = 250
+# The longest planning goes on without committing the rows the sender handed over meanwhile.
+SERVE_EVERY = 0.001
+# Parts planned ahead of what the sender has taken: bounds the memory a plan of any size holds.
+AHEAD = 8
+# How long the writer gets to commit what it was handed once the sender is done with it.
+STOP_SECONDS = 10.0
+DONE = object()
+
+Plan = Callable[[], Iterable[Delivery]]
+
+
+def remaining(deliveries: Iterable[Delivery], after: int) -> Iterator[Delivery]:
+    """The deliveries of a plan not stored yet: those after ``seq`` ``after`` (a plan is in seq order)."""
+    return (d for d in deliveries if d.seq > after)
+
+
+class Writer:
+    """The writer process seen from the sender: parts of the plan in, attempt rows out.
+
+    Raises OSError when the process cannot start, and pickle's errors when ``plan`` cannot
+    travel; :meth:`part`, :meth:`record` and :meth:`committed` raise UsageError once the writer
+    has failed (what it said) or is gone.
+    """
+
+    def __init__(self, path: Path, run_id: str, plan: Plan, after: int) -> None:
+        self.run_id = run_id
+        child = spawn("d1sim.simulator.replay.writer_entry")
+        self.process, self.inbox, self.said = child.process, child.inbox, child.said
+        try:
+            self.inbox.send({"path": str(path), "run_id": run_id, "plan": plan, "after": after,
+                             "parent": os.getpid()})
+        except BaseException:
+            self.close()
+            raise
+        self.parts: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.changed = threading.Condition()
+        self.ticket = self.acked = 0
+        self.failure: str | None = None
+        self.closing = False
+        self.reader = threading.Thread(target=self._read, name="d1sim-writer", daemon=True)
+        self.reader.start()
+
+    # -- the plan ----------------------------------------------------------------------------
+
+    def part(self) -> list[StoredDelivery] | object | None:
+        """The next stored part, None if none is ready yet, or DONE once the plan is complete."""
+        try:
+            got = self.parts.get_nowait()
+        except queue.Empty:
+            return None
+        if isinstance(got, UsageError):
+            raise got
+        if got is not DONE:
+            self._send(("more", 1))  # room for one more part ahead
+        return got
+
+    # -- the recorder (d1sim.simulator.delivery.driver.Recorder) -------------------------------
+
+    def record(self, rows: list[AttemptRow]) -> int:
+        """Hand attempt rows over to be committed together; their ticket."""
+        self.ticket += 1
+        self._send(("rows", self.ticket, [attempt_fields(row) for row in rows]))
+        return self.ticket
+
+    def committed(self, timeout: float = 0.0) -> int:
+        """The last ticket committed; waits up to ``timeout`` seconds for a newer one if some
+        are outstanding."""
+        if timeout and self.acked < self.ticket:
+            seen = self.acked
+            with self.changed:
+                self.changed.wait_for(lambda: self.acked > seen or self.failure is not None, timeout)
+        if self.failure is not None:
+            raise UsageError(self.failure)
+        return self.acked
+
+    # -- the process ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Let the writer commit what it was handed and end (stopped after STOP_SECONDS)."""
+        self.closing = True
+        with contextlib.suppress(OSError):
+            self.inbox.close()  # end of input: the writer commits what it holds, then exits
+        try:
+            self.process.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait(STOP_SECONDS)
+        reader = getattr(self, "reader", None)
+        if reader is not None:
+            reader.join(STOP_SECONDS)
+        self.said.close()
+
+    def _send(self, message: object) -> None:
+        try:
+            self.inbox.send(message)
+        except OSError:  # gone: its reader has said why, or soon will
+            self.reader.join(STOP_SECONDS)
+            raise UsageError(self.failure or "the replay's writer process is gone") from None
+
+    def _read(self) -> None:
+        while True:
+            try:
+                kind, payload = self.said.recv()
+            except (EOFError, OSError):
+                if not self.closing:
+                    code = self.process.wait()
+                    self._fail(f"the replay's writer process stopped unexpectedly (exit code {code}); "
+                               "nothing committed was lost: run the same command again to resume")
+                return
+            if kind == "part":
+                first, fields = payload
+                self.parts.put([StoredDelivery(first + n, self.run_id, Delivery(*f)) for n, f in enumerate(fields)])
+            elif kind == "planned":
+                self.parts.put(DONE)
+            elif kind == "committed":
+                with self.changed:
+                    self.acked = payload
+                    self.changed.notify_all()
+            elif kind == "plan-error":
+                self.parts.put(UsageError(payload))
+            else:  # "error": the writer cannot go on
+                self._fail(payload)
+
+    def _fail(self, text: str) -> None:
+        with self.changed:
+            if self.failure is None:
+                self.failure = text
+            self.changed.notify_all()
+        self.parts.put(UsageError(self.failure))
+
+
+# -- the writer process ------------------------------------------------------------------------
+
+
+def writer_main(inbox: Connection, said: Connection) -> int:
+    """The writer process: take the setup, then plan and commit until the sender is done."""
+    try:
+        setup = inbox.recv()
+    except EOFError:  # let go before any work
+        return 0
+    except Exception as exc:  # a plan that pickled there but cannot be loaded here
+        with contextlib.suppress(OSError):
+            said.send(("error", f"the replay's writer process cannot load its plan: {type(exc).__name__}: {exc}"))
+        return 1
+    exit_with_parent(setup["parent"])
+    try:
+        with Outbox(setup["path"]) as outbox:
+            outbox.db.leave_checkpoints()  # the sender's process checkpoints
+            serving = _Serving(outbox, setup["run_id"], inbox, said)
+            serving.run(serving.planned(lambda: iter(remaining(setup["plan"](), setup["after"]))))
+        return 0
+    except Exception as exc:  # an outbox that cannot be written (disk full, removed, ...)
+        with contextlib.suppress(OSError):
+            said.send(("error", f"the outbox cannot be written: {type(exc).__name__}: {exc}; nothing "
+                                "committed was lost: run the same command again to resume"))
+        return 1
+
+
+class _Serving:
+    """The writer's loop: commit what the sender hands over first, plan in between.
+
+    A key's next delivery waits for its previous answer's commit, so rows are never held up by
+    planning for more than about SERVE_EVERY.
+    """
+
+    def __init__(self, outbox: Outbox, run_id: str, inbox: Connection, said: Connection) -> None:
+        self.outbox, self.run_id, self.inbox, self.said = outbox, run_id, inbox, said
+        self.room = AHEAD  # parts the sender has room for
+        self.open = True  # False once the sender is done with this process
+
+    def run(self, planning: Iterator[Delivery] | None) -> None:
+        while self.open:
+            self._commit(wait=planning is None or self.room == 0)
+            if planning is not None and self.room > 0 and self.open:
+                planning = self._plan_part(planning)
+
+    def _commit(self, wait: bool) -> None:
+        """Take every message waiting (wait for the first if ``wait``); commit the rows handed
+        over in one transaction and say which ticket that was."""
+        rows: list[AttemptFields] = []
+        ticket = 0
+        while self.inbox.poll(None if wait else 0):
+            try:
+                message = self.inbox.recv()
+            except EOFError:
+                self.open = False
+                break
+            if message[0] == "rows":
+                ticket = message[1]
+                rows.extend(message[2])
+            else:  # "more"
+                self.room += message[1]
+            wait = False
+        if rows:
+            self.outbox.record_fields(rows)
+            self.said.send(("committed", ticket))
+
+    def planned(self, work: Callable[[], Any]) -> Any:
+        """``work()`` (expanding the plan), or None after telling the sender why it failed."""
+        try:
+            return work()
+        except ScenarioError as exc:
+            self.said.send(("plan-error", str(exc)))
+        except Exception as exc:  # said by the sender, which stops the run (what is stored stays)
+            self.said.send(("plan-error", f"planning failed: {type(exc).__name__}: {exc}"))
+        return None
+
+    def _plan_part(self, planning: Iterator[Delivery]) -> Iterator[Delivery] | None:
+        """Expand, store and hand over one part; None once the plan is complete or failed."""
+        part = self.planned(lambda: self._expand(planning))
+        if part is None or not self.open:
+            return None
+        if part:
+            first = self.outbox.store_planned(self.run_id, part)[0].id
+            self.said.send(("part", (first, [(d.seq, d.due, d.body, d.card_ids, d.statuses, d.correlation_id,
+                                               d.scenario, d.key, d.fault) for d in part])))
+            self.room -= 1
+        if len(part) < HAND_OVER:
+            self.outbox.finish_planning(self.run_id)
+            self.said.send(("planned", None))
+            return None
+        return planning
+
+    def _expand(self, planning: Iterator[Delivery]) -> list[Delivery]:
+        """Up to HAND_OVER deliveries, committing what arrives every SERVE_EVERY meanwhile."""
+        part: list[Delivery] = []
+        served = time.perf_counter()
+        for delivery in planning:
+            part.append(delivery)
+            if len(part) == HAND_OVER:
+                break
+            if time.perf_counter() - served > SERVE_EVERY:
+                self._commit(wait=False)
+                if not self.open:
+                    break
+                served = time.perf_counter()
+        return part

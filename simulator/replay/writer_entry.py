@@ -1,0 +1,16 @@
+"""The writer process of a replay (see :mod:`d1sim.simulator.replay.writer`): ``python -m`` this.
+
+Ctrl-C reaches every process of the terminal's group; the writer ignores it throughout: the
+sender stops it by closing its pipe, once the answers in hand are handed over to be committed.
+"""
+
+import signal
+import sys
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from multiprocessing.connection import Connection
+
+    from d1sim.simulator.replay.writer import writer_main
+
+    sys.exit(writer_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)))
