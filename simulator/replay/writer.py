@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import queue
 import subprocess
-import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -62,39 +61,39 @@ def remaining(deliveries: Iterable[Delivery], after: int) -> Iterator[Delivery]:
 class Writer:
     """The writer process seen from the sender: parts of the plan in, attempt rows out.
 
-    Raises OSError when the process cannot start, and pickle's errors when ``plan`` cannot
-    travel; :meth:`part`, :meth:`record` and :meth:`committed` raise UsageError once the writer
-    has failed (what it said) or is gone.
+    No thread here: every call first takes what the writer has said (parts, commits), so its
+    pipe is drained as often as the sender calls, and the sender's thread never competes for
+    the GIL with a reader. Raises OSError when the process cannot start, and pickle's errors
+    when ``plan`` cannot travel; :meth:`part`, :meth:`record` and :meth:`committed` raise
+    UsageError once the writer has failed (what it said) or is gone.
     """
 
     def __init__(self, path: Path, run_id: str, plan: Plan, after: int) -> None:
         self.run_id = run_id
         child = spawn("d1sim.simulator.replay.writer_entry")
         self.process, self.inbox, self.said = child.process, child.inbox, child.said
+        self.parts: deque[list[StoredDelivery] | object] = deque()
+        self.ticket = self.acked = 0
+        self.failure: str | None = None
+        self.planning_failure: str | None = None
         try:
             self.inbox.send({"path": str(path), "run_id": run_id, "plan": plan, "after": after,
                              "parent": os.getpid()})
         except BaseException:
             self.close()
             raise
-        self.parts: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.changed = threading.Condition()
-        self.ticket = self.acked = 0
-        self.failure: str | None = None
-        self.closing = False
-        self.reader = threading.Thread(target=self._read, name="d1sim-writer", daemon=True)
-        self.reader.start()
 
     # -- the plan ----------------------------------------------------------------------------
 
     def part(self) -> list[StoredDelivery] | object | None:
         """The next stored part, None if none is ready yet, or DONE once the plan is complete."""
-        try:
-            got = self.parts.get_nowait()
-        except queue.Empty:
+        self._hear(0)
+        if not self.parts:
+            if self.planning_failure is not None:
+                raise UsageError(self.planning_failure)
+            self._check()
             return None
-        if isinstance(got, UsageError):
-            raise got
+        got = self.parts.popleft()
         if got is not DONE:
             self._send(("more", 1))  # room for one more part ahead
         return got
@@ -110,19 +109,19 @@ class Writer:
     def committed(self, timeout: float = 0.0) -> int:
         """The last ticket committed; waits up to ``timeout`` seconds for a newer one if some
         are outstanding."""
-        if timeout and self.acked < self.ticket:
-            seen = self.acked
-            with self.changed:
-                self.changed.wait_for(lambda: self.acked > seen or self.failure is not None, timeout)
-        if self.failure is not None:
-            raise UsageError(self.failure)
+        seen = self.acked
+        self._hear(0)
+        if timeout and seen == self.acked < self.ticket:
+            until = time.monotonic() + timeout
+            while seen == self.acked and self.failure is None and (left := until - time.monotonic()) > 0:
+                self._hear(left)
+        self._check()
         return self.acked
 
     # -- the process ---------------------------------------------------------------------------
 
     def close(self) -> None:
         """Let the writer commit what it was handed and end (stopped after STOP_SECONDS)."""
-        self.closing = True
         with contextlib.suppress(OSError):
             self.inbox.close()  # end of input: the writer commits what it holds, then exits
         try:
@@ -130,48 +129,42 @@ class Writer:
         except subprocess.TimeoutExpired:
             self.process.terminate()
             self.process.wait(STOP_SECONDS)
-        reader = getattr(self, "reader", None)
-        if reader is not None:
-            reader.join(STOP_SECONDS)
         self.said.close()
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise UsageError(self.failure)
 
     def _send(self, message: object) -> None:
         try:
             self.inbox.send(message)
-        except OSError:  # gone: its reader has said why, or soon will
-            self.reader.join(STOP_SECONDS)
-            raise UsageError(self.failure or "the replay's writer process is gone") from None
+        except OSError:  # gone: what it said last tells why
+            self._hear(STOP_SECONDS)
+            self._check()
+            raise UsageError("the replay's writer process is gone") from None
 
-    def _read(self) -> None:
-        while True:
+    def _hear(self, timeout: float) -> None:
+        """Take every message the writer has said; wait up to ``timeout`` seconds for the first."""
+        while self.failure is None and self.said.poll(timeout):
+            timeout = 0
             try:
                 kind, payload = self.said.recv()
             except (EOFError, OSError):
-                if not self.closing:
-                    code = self.process.wait()
-                    self._fail(f"the replay's writer process stopped unexpectedly (exit code {code}); "
-                               "nothing committed was lost: run the same command again to resume")
+                code = self.process.wait()
+                self.failure = (f"the replay's writer process stopped unexpectedly (exit code {code}); "
+                                "nothing committed was lost: run the same command again to resume")
                 return
             if kind == "part":
                 first, fields = payload
-                self.parts.put([StoredDelivery(first + n, self.run_id, Delivery(*f)) for n, f in enumerate(fields)])
+                self.parts.append([StoredDelivery(first + n, self.run_id, Delivery(*f)) for n, f in enumerate(fields)])
             elif kind == "planned":
-                self.parts.put(DONE)
+                self.parts.append(DONE)
             elif kind == "committed":
-                with self.changed:
-                    self.acked = payload
-                    self.changed.notify_all()
+                self.acked = payload
             elif kind == "plan-error":
-                self.parts.put(UsageError(payload))
+                self.planning_failure = payload
             else:  # "error": the writer cannot go on
-                self._fail(payload)
-
-    def _fail(self, text: str) -> None:
-        with self.changed:
-            if self.failure is None:
-                self.failure = text
-            self.changed.notify_all()
-        self.parts.put(UsageError(self.failure))
+                self.failure = payload
 
 
 # -- the writer process ------------------------------------------------------------------------

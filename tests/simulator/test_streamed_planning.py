@@ -31,15 +31,19 @@ from tests.simulator.plans import planned
 from tests.simulator.senders import http_server
 
 
-def items(stream: Iterator[StoredDelivery | None], limit: float = 30.0) -> Iterator[StoredDelivery]:
-    """The stream's deliveries; a None ("more later") waits a little, within a bound."""
+def items(stream: Streamed, limit: float = 30.0) -> Iterator[StoredDelivery]:
+    """The stream's deliveries; a None ("more later") waits a little, within a bound. The stream
+    (and its writer process) is closed at the end."""
     deadline = time.monotonic() + limit
-    for item in stream:
-        assert time.monotonic() < deadline, "the plan never completed"
-        if item is None:
-            time.sleep(0.005)
-        else:
-            yield item
+    try:
+        for item in stream:
+            assert time.monotonic() < deadline, "the plan never completed"
+            if item is None:
+                time.sleep(0.005)
+            else:
+                yield item
+    finally:
+        stream.close()
 
 
 def test_sending_starts_before_the_plan_is_complete(tmp_path: Path) -> None:
