@@ -50,7 +50,7 @@ class _Transfer:
     refreshed: bool = False
     body: bytearray = field(default_factory=bytearray)
     over: bool = False
-    retry_after: str | None = None
+    head: bytearray = field(default_factory=bytearray)  # the answer's header lines, as they came
     sent: Headers = ()  # the request headers of the last POST that went out
 
 
@@ -141,7 +141,9 @@ class CurlWorkers:
         handle.setopt(pycurl.POSTFIELDSIZE, len(body))
         handle.setopt(pycurl.POSTFIELDS, body)
         handle.setopt(pycurl.WRITEFUNCTION, lambda chunk: _keep(transfer, chunk))
-        handle.setopt(pycurl.HEADERFUNCTION, lambda line: _header(transfer, line))
+        # libcurl calls this once per header line: a C method, so no Python frame per line
+        # (libcurl bounds an answer's headers as a whole).
+        handle.setopt(pycurl.HEADERFUNCTION, transfer.head.extend)
         self.busy[handle] = transfer
         self.multi.add_handle(handle)
 
@@ -179,7 +181,7 @@ class CurlWorkers:
         """A 401 to a token we can fetch again: POST once more within the same attempt."""
         if not self.config.auth.on_unauthorized(transfer.authorization):
             return False
-        transfer.refreshed, transfer.body, transfer.over, transfer.retry_after = True, bytearray(), False, None
+        transfer.refreshed, transfer.body, transfer.over, transfer.head = True, bytearray(), False, bytearray()
         try:
             self._send(handle, transfer)
         except Exception as exc:
@@ -198,7 +200,7 @@ class CurlWorkers:
         content = bytes(transfer.body[:RESPONSE_EXCERPT]) if status is not None else b""
         attempt = Attempt(transfer.started, status, latency, content, error, "; ".join(notes) or None,
                           request_headers=transfer.sent)
-        answer = Answer(mask_attempt(attempt, self.secrets), transfer.retry_after, failure, refused)
+        answer = Answer(mask_attempt(attempt, self.secrets), _retry_after(transfer.head), failure, refused)
         self.done.append(Answered(transfer.item, answer))
 
 
@@ -213,10 +215,15 @@ def _keep(transfer: _Transfer, chunk: bytes) -> Any:
     return None
 
 
-def _header(transfer: _Transfer, line: bytes) -> None:
-    if line[:1] in b"Rr":  # most lines are not Retry-After: one cheap look first
+def _retry_after(head: bytearray) -> str | None:
+    """The Retry-After value of the last answer in ``head`` (after a 100 Continue, the final one)."""
+    if b"retry-after" not in head.lower():  # the common case: one cheap look
+        return None
+    found = None
+    for line in bytes(head).split(b"\r\n"):
+        if line[:5] == b"HTTP/":
+            found = None  # a new status line: start over
         name, _, value = line.partition(b":")
         if name.strip().lower() == b"retry-after":
-            transfer.retry_after = value.strip().decode("latin-1")
-    elif line[:5] == b"HTTP/":
-        transfer.retry_after = None  # a new status line (after a 100 Continue): start over
+            found = value.strip().decode("latin-1")
+    return found

@@ -19,6 +19,7 @@ import pytest
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.auth import NoAuth
 from d1sim.simulator.delivery.engine import deliver_run
+from d1sim.simulator.delivery.libcurl import _retry_after
 from d1sim.simulator.delivery.outbox import Outbox
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.delivery.sender import SenderConfig, build_client
@@ -133,3 +134,11 @@ def test_proxy_variables_of_the_environment_are_not_used(monkeypatch: pytest.Mon
     with http_server(lambda h, seen: (204, {}, b"")) as (url, seen):
         answered = one_attempt(SenderConfig(url), stored())
     assert answered.answer.attempt.status_code == 204 and len(seen["requests"]) == 1
+
+
+def test_retry_after_is_the_final_answers_own() -> None:
+    interim = b"HTTP/1.1 100 Continue\r\nRetry-After: 99\r\n\r\n"
+    final = b"HTTP/1.1 503 Service Unavailable\r\nretry-after:  12 \r\nContent-Length: 0\r\n\r\n"
+    assert _retry_after(bytearray(interim + final)) == "12"
+    assert _retry_after(bytearray(interim + b"HTTP/1.1 204 No Content\r\n\r\n")) is None
+    assert _retry_after(bytearray(b"HTTP/1.1 429 Too Many\r\nX-Retry-After-Hint: 3\r\n\r\n")) is None
