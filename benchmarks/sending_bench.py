@@ -93,14 +93,17 @@ def profile(scenario: str, rate: int = 250) -> list[tuple[str, float]]:
 
 # The first part (in this order) with a matching frame names the part a sample belongs to.
 PARTS = (
-    ("expansion (planning in this process)", r"contracts/(expansion|factory|faults|convergence)\.py"),
+    ("expansion (planning)", r"contracts/(scenario|payloads)/"),
     ("checkpointing the WAL (a thread of its own)", r"_checkpoint_every"),
-    ("taking planned parts from the planner", r"_Planner\.part"),
-    ("handing deliveries to sender processes and back (pipes)", r"_Router\.|_Lane\.|_from_router|_(un)?pack \(.*lanes\.py"),
+    ("hearing the writer process: parts in, commits said (pipes)", r"Writer\.(part|_hear|committed)"),
+    ("handing attempt rows to the writer process (pipe)", r"Writer\.(record|_send)"),
+    ("handing deliveries to sender processes and back (pipes)",
+     r"_Router\.|_Lane\.|_from_router|_(un)?pack \(.*lanes\.py"),
     ("storing planned deliveries (SQLite)", r"add_deliveries|store_planned"),
-    ("recording attempts (SQLite)", r"record_attempts|_flush"),
+    ("recording attempts (SQLite)", r"record_attempts|record_fields|_flush"),
     ("building requests, reading answers (Python)",
-     r"CurlWorkers\._(send|answer|finished|begin_waiting|refresh)|(_keep|_header|<lambda>) \(.*libcurl\.py|Poster\."),
+     r"CurlWorkers\._(send|answer|finished|begin_waiting|refresh)|(_keep|_retry_after|<lambda>) \(.*libcurl\.py"
+     r"|Poster\."),
     ("libcurl transfers (C: sockets, parsing)", r"CurlWorkers\._perform"),
     ("waiting for answers (libcurl select)", r"CurlWorkers\.collect"),
     ("httpx/httpcore request and response", r"httpx/|httpcore/|h11/"),
