@@ -14,6 +14,7 @@ records while this one only sends (:mod:`d1sim.simulator.replay.writer`).
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -219,8 +220,11 @@ class Driver:
         try:
             self._loop(owed)
         except KeyboardInterrupt:
-            self._flush()  # an interrupt is no crash: keep the answers already received
-            self._release(self.recorder.committed(STOP_SECONDS) if self.awaiting else 0)
+            # An interrupt is no crash: keep the answers already received. A recorder that
+            # fails now (its pipe cut by the interrupt) must not hide the interrupt.
+            with contextlib.suppress(UsageError):
+                self._flush()
+                self._release(self.recorder.committed(STOP_SECONDS) if self.awaiting else 0)
             raise
         finally:
             self.workers.stop()  # what was not sent stays owed

@@ -154,6 +154,9 @@ class Writer:
                 self.failure = (f"the replay's writer process stopped unexpectedly (exit code {code}); "
                                 "nothing committed was lost: run the same command again to resume")
                 return
+            except Exception as exc:  # a message cut short (an interrupt while it was read)
+                self.failure = f"the replay's writer process cannot be heard ({type(exc).__name__}: {exc})"
+                return
             if kind == "part":
                 first, fields = payload
                 self.parts.append([StoredDelivery(first + n, self.run_id, Delivery(*f)) for n, f in enumerate(fields)])

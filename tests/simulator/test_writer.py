@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from functools import partial
@@ -14,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from d1sim.contracts.scenario.expansion import planned_deliveries
+from d1sim.contracts.scenario.loading import load_scenario_file
 from d1sim.simulator.delivery.driver import Driver, ThreadWorkers
 from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
 from d1sim.simulator.delivery.sender import Poster, SenderConfig, build_client
@@ -22,6 +26,7 @@ from d1sim.simulator.replay import writer as writer_module
 from d1sim.simulator.replay.planning import Streamed
 from d1sim.simulator.replay.writer import DONE, Writer
 from tests.simulator.plans import planned
+from tests.simulator.senders import http_server
 
 URL = "http://receiver.test/hook"
 HEADERS = (("Content-Type", "application/json"), ("Authorization", "Bearer ****"))
@@ -160,3 +165,39 @@ def test_a_keys_next_delivery_waits_for_the_commit_of_its_previous_answer() -> N
     for n in range(3, 24):  # each delivery went out after its key's previous one was committed
         before = stored[f"corr-{n - 3}"]
         assert posted[f"corr-{n}"] > recorder.committed_at[before.id]
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_the_answers_in_hand_and_leaves_no_writer_behind(tmp_path: Path) -> None:
+    db, scenario = tmp_path / "o.db", tmp_path / "many.yaml"
+    scenario.write_text("name: many\ndescription: many cards\nseed: 3\ncards:\n  count: 30000\n"
+                        "steps:\n  - status: CARD_PROD_REQUESTED\n  - status: DATA_PREPARED\n    after: 1h\n")
+    with http_server(lambda handler, seen: (204, {}, b"")) as (url, seen):
+        command = [sys.executable, "-m", "d1sim", "replay", str(scenario), "--target", url, "--db", str(db),
+                   "--no-progress", "--concurrency", "2"]
+        # A session of its own: SIGINT to its group is what Ctrl-C in a terminal does.
+        child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+        try:
+            deadline = time.monotonic() + 60
+            while len(seen["requests"]) < 300 and time.monotonic() < deadline and child.poll() is None:
+                time.sleep(0.01)
+            os.killpg(child.pid, signal.SIGINT)
+            _, err = child.communicate(timeout=60)
+        finally:
+            child.kill()
+        assert child.returncode == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+        with pytest.raises(ProcessLookupError):  # the writer ended with the replay
+            os.killpg(child.pid, 0)
+        with Outbox(db) as box:
+            (run,) = box.runs()
+            delivered = box.summary(run.id)["delivered"]
+        posted = len(seen["requests"])
+        # Every answer in hand was committed: at most the POSTs in flight are not.
+        assert 300 <= delivered <= posted and posted - delivered <= 4
+        again = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+        assert again.returncode == 0, again.stderr
+        total = sum(1 for _ in planned_deliveries(load_scenario_file(scenario)))
+        with Outbox(db) as box:
+            assert box.summary(run.id) == {"pending": 0, "delivered": total, "dead": 0} and total > 1000
