@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import uuid
 from collections import Counter
@@ -37,6 +38,7 @@ from d1sim.contracts.scenario.timeline import Delivery
 
 CORRELATION_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://d1sim.dev/correlation-id")
 ORDER_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://d1sim.dev/order-id")
+_CORRELATION_BYTES, _ORDER_BYTES = CORRELATION_NAMESPACE.bytes, ORDER_NAMESPACE.bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,10 +148,28 @@ def order_ids(scenario: str, seed: int, index: int) -> tuple[str, str]:
         >>> order_ids("happy-path", 1, 0) != order_ids("canceled-in-production", 1, 0)
         True
     """
-    made = uuid.uuid5(ORDER_NAMESPACE, f"{scenario}:{seed}:{index}")
-    digits = made.hex[:16]
-    card_id = "-".join(digits[i : i + 4] for i in range(0, 16, 4))
-    return card_id, str(uuid.uuid5(made, "operation"))
+    made = _uuid5_bytes(_ORDER_BYTES, f"{scenario}:{seed}:{index}")
+    digits = made.hex()
+    card_id = f"{digits[0:4]}-{digits[4:8]}-{digits[8:12]}-{digits[12:16]}"
+    return card_id, _uuid_text(_uuid5_bytes(made, "operation"))
+
+
+def _uuid5_bytes(namespace: bytes, name: str) -> bytes:
+    """``uuid.uuid5(UUID(bytes=namespace), name).bytes`` without building UUID objects.
+
+    A third of the time of :func:`uuid.uuid5` and ``str``, which expansion calls three times a
+    card and once a delivery. RFC 4122: SHA-1 of namespace and name, version 5, variant 10.
+    """
+    made = bytearray(hashlib.sha1(namespace + name.encode(), usedforsecurity=False).digest()[:16])
+    made[6] = (made[6] & 0x0F) | 0x50
+    made[8] = (made[8] & 0x3F) | 0x80
+    return bytes(made)
+
+
+def _uuid_text(raw: bytes) -> str:
+    """``str(uuid.UUID(bytes=raw))``: 8-4-4-4-12 lowercase hex digits."""
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _rng(seed: int, fault_index: int, where: str) -> Random:
@@ -296,7 +316,7 @@ def _settle(lane: list[Outgoing]) -> None:
 
 def _delivery(run: _Run, item: Outgoing, seq: int, key: str) -> Delivery:
     name = run.scenario.name
-    correlation = str(uuid.uuid5(CORRELATION_NAMESPACE, f"{name}:{run.seed}:{seq}"))
+    correlation = _uuid_text(_uuid5_bytes(_CORRELATION_BYTES, f"{name}:{run.seed}:{seq}"))
     return Delivery(
         seq,
         item.due,
