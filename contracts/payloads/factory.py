@@ -80,7 +80,10 @@ class D1Provider(BaseProvider):
     """Faker provider for D1 identifiers and shipping facts."""
 
     def operation_id(self) -> str:
-        return self.generator.uuid4()
+        # faker's uuid4() without building a UUID: the same 128 bits, version 4, variant 10.
+        bits = self.generator.random.getrandbits(128) & ~(0xF000 << 64 | 0xC000 << 48)
+        h = f"{bits | 4 << 76 | 0x8000 << 48:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def card_id(self) -> str:
         return _fill("^^^^-^^^^-^^^^-^^^^", self.generator.random, _HEX)

@@ -87,6 +87,7 @@ def test_fast_identifiers_draw_exactly_what_faker_draws(seed: int) -> None:
     ours, theirs = PayloadFactory(seed).fake, PayloadFactory(seed).fake
     for carrier in CARRIERS * 3:
         assert ours.card_id() == "-".join(theirs.hexify("^^^^") for _ in range(4))
+        assert ours.operation_id() == theirs.uuid4()
         assert ours.tracking_number(carrier) == theirs.bothify(carrier.tracking_pattern,
                                                                letters="ABCDEFGHJKLMNPRSTUVWXYZ")
         assert ours.input_file_name() == f"ORDERS_{theirs.numerify('########')}_{theirs.numerify('###')}.csv"
