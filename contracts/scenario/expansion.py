@@ -181,11 +181,10 @@ def _plan_card(run: _Run, index: int, order: Order) -> list[Planned]:
     for notice in run.path:
         at = order.start + notice.offset
         planned.append(Planned(at, _operation(run.factory, order, notice, at), notice.index))
-    context = CardContext(order, run.factory)
     for j, fault in run.card_faults:
         apply = FAULTS[fault.kind].on_card
         assert apply is not None
-        planned = apply(fault, _rng(run.seed, j, f"card{index}"), planned, context)
+        planned = apply(fault, _rng(run.seed, j, f"card{index}"), planned, CardContext(order, run.factory))
     return planned
 
 
@@ -194,10 +193,12 @@ def _operation(
 ) -> dict[str, Any]:
     op = factory.operation(order, notice.status, at, update=notice.update)
     step = notice.step
-    _merge(op, step.operation)
+    if step.operation:
+        _merge(op, step.operation)
     details = op.get("details")
     if isinstance(details, dict):
-        _merge(details, step.details)
+        if step.details:
+            _merge(details, step.details)
         if step.shipment:
             details["shipment"] = _merge(dict(details.get("shipment") or {}), step.shipment)
     return op
@@ -265,13 +266,11 @@ def _lane_key(name: str, group: int, card_ids: list[str]) -> str:
 def _pack(run: _Run, plans: dict[str, list[Planned]]) -> list[Outgoing]:
     """Bodies of at most ``max`` operations due within ``window`` of the first one."""
     batching = run.scenario.batching
+    # (at, n, k) is unique, so sorting never compares beyond it: no key function is needed.
     entries = sorted(
-        (
-            (p.at, n, k, card_id, p)
-            for n, (card_id, planned) in enumerate(plans.items())
-            for k, p in enumerate(planned)
-        ),
-        key=lambda e: e[:3],
+        (p.at, n, k, card_id, p)
+        for n, (card_id, planned) in enumerate(plans.items())
+        for k, p in enumerate(planned)
     )
     lane: list[Outgoing] = []
     batch: list[tuple[str, Planned]] = []
@@ -286,20 +285,25 @@ def _pack(run: _Run, plans: dict[str, list[Planned]]) -> list[Outgoing]:
 
 
 def _outgoing(run: _Run, batch: list[tuple[str, Planned]]) -> Outgoing:
-    faults: tuple[str, ...] = ()
-    for _, item in batch:
-        for tag in item.faults:
-            faults = labelled(faults, tag)
-    ops = tuple(item.op for _, item in batch)
+    card_ids, items = zip(*batch, strict=True)
+    ops = tuple(item.op for item in items)
     return Outgoing(
-        due=round((batch[-1][1].at - run.start).total_seconds(), 3),
+        due=round((items[-1].at - run.start).total_seconds(), 3),
         body=orjson.dumps({"operations": ops}),
-        card_ids=tuple(card_id for card_id, _ in batch),
-        statuses=tuple(_status_of(item.op) for _, item in batch),
-        steps=frozenset(item.step for _, item in batch if item.step is not None),
-        faults=faults,
+        card_ids=card_ids,
+        statuses=tuple(map(_status_of, ops)),
+        steps=frozenset(item.step for item in items if item.step is not None),
+        faults=_labels(items),
         operations=ops,
     )
+
+
+def _labels(items: tuple[Planned, ...]) -> tuple[str, ...]:
+    faults: tuple[str, ...] = ()
+    for item in items:
+        for tag in item.faults:
+            faults = labelled(faults, tag)
+    return faults
 
 
 def _status_of(op: dict[str, Any]) -> str:
