@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import time
 import tracemalloc
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import replace
@@ -26,7 +27,15 @@ from d1sim.contracts.lifecycle.sequence import SequenceChecker
 from d1sim.contracts.notification.validation import notification_validator
 from d1sim.contracts.payloads.factory import format_time
 from d1sim.contracts.scenario.checks import scenario_problems
-from d1sim.contracts.scenario.expansion import CardExpectation, expand_scenario, planned_deliveries, summarize
+from d1sim.contracts.scenario.expansion import (
+    CORRELATION_NAMESPACE,
+    ORDER_NAMESPACE,
+    CardExpectation,
+    expand_scenario,
+    order_ids,
+    planned_deliveries,
+    summarize,
+)
 from d1sim.contracts.scenario.faults import FAULTS, Fault
 from d1sim.contracts.scenario.loading import (
     Batching,
@@ -198,6 +207,19 @@ def test_seq_counts_from_one_and_correlation_ids_are_unique() -> None:
     deliveries = [d for d in expanded("duplicates") if isinstance(d, Delivery)]
     assert [d.seq for d in deliveries] == list(range(1, len(deliveries) + 1))
     assert len({d.correlation_id for d in deliveries}) == len(deliveries)
+
+
+@pytest.mark.parametrize("name", ["duplicates", "bulk-batch"])
+def test_ids_are_the_name_based_uuids_of_the_uuid_module(name: str) -> None:
+    # Expansion hashes its uuid5s by hand, for speed: the standard library is the oracle.
+    scenario = load_bundled(name)
+    for d in itertools.islice(planned_deliveries(scenario), 100):
+        made = uuid.uuid5(CORRELATION_NAMESPACE, f"{name}:{scenario.seed}:{d.seq}")
+        assert d.correlation_id == str(made)
+    for index in (0, 1, 99, 12345):
+        made = uuid.uuid5(ORDER_NAMESPACE, f"{name}:{scenario.seed}:{index}")
+        card_id = "-".join(made.hex[i : i + 4] for i in range(0, 16, 4))
+        assert order_ids(name, scenario.seed, index) == (card_id, str(uuid.uuid5(made, "operation")))
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from d1sim.contracts.lifecycle.model import load_lifecycle
 from d1sim.contracts.lifecycle.sequence import check_sequence
 from d1sim.contracts.notification.validation import validate_notification
-from d1sim.contracts.notification.vocabulary import CARRIERS
+from d1sim.contracts.notification.vocabulary import CARRIERS, CHECKPOINT_PLACES, PRODUCTION_SITES
 from d1sim.contracts.payloads.factory import DEFAULT_START, PayloadFactory, format_time, minimal_operation, notification
 
 MODEL = load_lifecycle()
@@ -87,10 +87,15 @@ def test_fast_identifiers_draw_exactly_what_faker_draws(seed: int) -> None:
     ours, theirs = PayloadFactory(seed).fake, PayloadFactory(seed).fake
     for carrier in CARRIERS * 3:
         assert ours.card_id() == "-".join(theirs.hexify("^^^^") for _ in range(4))
+        assert ours.operation_id() == theirs.uuid4()
         assert ours.tracking_number(carrier) == theirs.bothify(carrier.tracking_pattern,
                                                                letters="ABCDEFGHJKLMNPRSTUVWXYZ")
         assert ours.input_file_name() == f"ORDERS_{theirs.numerify('########')}_{theirs.numerify('###')}.csv"
         assert ours.issuer_request_id() == theirs.bothify("REQ-########-????").upper()
+        assert ours.production_site() == theirs.random_element(PRODUCTION_SITES)
+        assert ours.carrier() == theirs.random_element(CARRIERS)
+        assert ours.checkpoint_place(carrier.country) == (
+            theirs.random_element(CHECKPOINT_PLACES[carrier.country]), carrier.country)
     assert ours.random_int(0, 10**9) == theirs.random_int(0, 10**9)
 
 

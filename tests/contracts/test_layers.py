@@ -36,7 +36,11 @@ SEEDED = {"Random"}  # the only thing the core may take from ``random``: a gener
 UNSEEDED_UUIDS = {"uuid1", "uuid4"}
 CACHES = {"cache", "lru_cache"}
 # Caches that memoize pure values by their arguments (no data, no model): allowed by name.
-PURE_MEMOS = {"strategies/values.py": frozenset({"between"})}
+PURE_MEMOS = {
+    "strategies/values.py": frozenset({"between"}),
+    "payloads/factory.py": frozenset({"_slots"}),  # where a pattern's digits and letters sit
+    "payloads/times.py": frozenset({"_format_utc"}),  # a UTC moment's text
+}
 # The real clock as the *default* of a parameter that injects it (tests pass a fake one):
 # allowed by module and by the exact offence, so any other clock use there still fails.
 INJECTED_CLOCKS = {
