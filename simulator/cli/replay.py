@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from contextlib import nullcontext
 from typing import Any
 
 from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE
@@ -34,7 +35,8 @@ from d1sim.simulator.delivery.outbox import DEFAULT_PATH, Outbox
 from d1sim.simulator.delivery.retry import RetryPolicy
 from d1sim.simulator.errors import EXIT_FAILED, EXIT_OK, UsageError
 from d1sim.simulator.replay.output import ProgressBars, print_results, write_reports
-from d1sim.simulator.replay.run import Replayer, resolve_scenarios
+from d1sim.simulator.replay.run import Replayer, ScenarioResult, resolve_scenarios
+from d1sim.simulator.replay.writer import started_ahead
 
 EPILOG = f"""\
 SCENARIO is a bundled name (see --list), a .yaml file, or a folder of them.
@@ -123,6 +125,16 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("give at least one SCENARIO (a bundled name, a file or a folder; see --list)")
     if not args.target:
         raise UsageError("--target is required (the receiver's notification URL)")
+    # A replay at time scale 0 streams its plan through a writer process: it starts now, and
+    # gets ready while the scenarios are read and the outbox opened.
+    with started_ahead() if args.time_scale == 0 and str(args.db) != ":memory:" else nullcontext():
+        results = _replay(args)
+    print_results(results)
+    write_reports(args, results)
+    return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> list[ScenarioResult]:
     refs = resolve_scenarios(args.scenarios)
     config = sender_config(args)
     probe = None
@@ -137,11 +149,8 @@ def run_command(args: argparse.Namespace) -> int:
             replayer = Replayer(outbox, config, seed=args.seed, time_scale=args.time_scale, probe=probe,
                                 progress=bars.for_scenario, issuer_id=args.issuer_id,
                                 settle=args.settle, senders=args.senders)
-            results = replayer.run_suite(refs, resume=args.resume)
+            return replayer.run_suite(refs, resume=args.resume)
     finally:
         bars.close()
         if probe is not None:
             probe.close()
-    print_results(results)
-    write_reports(args, results)
-    return EXIT_FAILED if any(r.failed for r in results) else EXIT_OK

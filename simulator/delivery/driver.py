@@ -29,8 +29,11 @@ from d1sim.simulator.delivery.retry import Schedule, judge
 from d1sim.simulator.delivery.sender import Answer, Poster, SenderConfig
 from d1sim.simulator.errors import UsageError
 
-# Deliveries held in memory at once; the rest wait in the outbox until there is room.
-WINDOW = 2000
+# Deliveries held in memory at once, and the bytes of their bodies; the rest wait in the outbox
+# until there is room. A key sends one delivery at a time, so the keys in the window bound how
+# many can be in flight: a plan that sends a card group's deliveries one after the other needs
+# a few thousand of them to keep the connections busy while answers wait for their commit.
+WINDOW, WINDOW_BYTES = 8000, 16 << 20
 # Answers are committed together (group commit) while every worker is busy, but at least this
 # often; a commit per answer would make SQLite's WAL writes the sender's bottleneck.
 FLUSH_ROWS, FLUSH_AGE = 256, 0.2
@@ -199,6 +202,7 @@ class Driver:
         self.time_scale = time_scale
         self.schedule = Schedule(self._ready_at)
         self.in_flight = 0  # handed to the workers, answer not recorded yet
+        self.held_bytes = 0  # of the bodies of the deliveries the schedule holds
         self.slots = workers.slots
         self.summary = DeliverySummary()
         self.reached = False  # some attempt of this call got an HTTP answer
@@ -235,15 +239,16 @@ class Driver:
         exhausted = False
         while True:
             starved = False  # the stream has nothing yet but more to come (planning goes on)
-            while not exhausted and self.schedule.held < WINDOW:
+            while not exhausted and self.schedule.held < WINDOW and self.held_bytes < WINDOW_BYTES:
                 item = next(owed, _END)
                 if item is None:
                     starved = True
                     break
-                if item is _END:
-                    exhausted = True
+                if isinstance(item, StoredDelivery):
+                    self.schedule.add(item)
+                    self.held_bytes += len(item.delivery.body)
                 else:
-                    self.schedule.add(item)  # type: ignore[arg-type]
+                    exhausted = True
             if self.awaiting:
                 self._release(self.recorder.committed())
             self._dispatch()
@@ -338,6 +343,7 @@ class Driver:
             _, settled, events = self.awaiting.popleft()
             for item in settled:
                 self.schedule.settle(item)
+                self.held_bytes -= len(item.delivery.body)
             for event in events if self.progress else ():
                 self.progress(event)  # type: ignore[misc]
 

@@ -96,21 +96,24 @@ def deliver_run(
         raise UsageError(f"run {run_id} does not exist or was not completely planned")
     if time_scale < 0:
         raise UsageError(f"time scale must be >= 0, not {time_scale}")
-    with RunLease(outbox, run_id, ttl=lease_ttl), outbox.db.checkpoints_aside():  # RunBusy if another holds it
+    with RunLease(outbox, run_id, ttl=lease_ttl):  # RunBusy if another holds it
         stream = owed() if owed is not None else outbox.owed(run_id)
+        # A streamed plan (replay.planning.Streamed) may bring the recorder of its writer
+        # process, which also checkpoints the WAL.
+        recorder = getattr(stream, "recorder", None)
         pace = _Pace(clock, sleep, rng, time_scale, progress)
         resume = run.status not in ("ready", "planning")
 
         def alone(items: Iterator[StoredDelivery | None]) -> DeliverySummary:
-            # A streamed plan (replay.planning.Streamed) may bring the recorder of its writer process.
-            return _drive(outbox, config, client, items, resume, pace, getattr(stream, "recorder", None))
+            return _drive(outbox, config, client, items, resume, pace, recorder)
 
         try:
-            if client is None and time_scale == 0 and outbox.path is not None:
-                lanes = lanes_for(config, senders)
-                if lanes > 1:
-                    return send_in_lanes(outbox, config, stream, lanes, alone, progress)
-            return alone(stream)
+            with outbox.db.checkpoints_aside(elsewhere=recorder is not None):
+                if client is None and time_scale == 0 and outbox.path is not None:
+                    lanes = lanes_for(config, senders)
+                    if lanes > 1:
+                        return send_in_lanes(outbox, config, stream, lanes, alone, progress)
+                return alone(stream)
         finally:
             stream.close()  # a planner still at work stops
 

@@ -19,6 +19,10 @@ Example::
     ticket = writer.record(rows)  # attempt rows to commit
     writer.committed(timeout=1.0) >= ticket
     writer.close()
+
+A command that will most likely stream a plan starts the process first thing, inside
+``with started_ahead():``, so its start-up (an interpreter, the expansion's imports) overlaps the
+command's own; the first :class:`Writer` takes it.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import subprocess
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -37,20 +42,39 @@ from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.outbox import AttemptFields, AttemptRow, Outbox, StoredDelivery, attempt_fields
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.lifeline import exit_with_parent, spawn
+from d1sim.simulator.lifeline import Child, exit_with_parent, spawn
 
-# Deliveries per part: one outbox commit and one pipe message each. Small enough that the rows
-# the sender hands over meanwhile wait a few milliseconds at most.
-HAND_OVER = 250
+# Deliveries per part: one outbox commit and one pipe message each. Small, because the rows the
+# sender hands over while a part is stored wait for it (a key's next delivery waits for them).
+HAND_OVER = 100
 # The longest planning goes on without committing the rows the sender handed over meanwhile.
 SERVE_EVERY = 0.001
 # Parts planned ahead of what the sender has taken: bounds the memory a plan of any size holds.
-AHEAD = 8
+AHEAD = 20
 # How long the writer gets to commit what it was handed once the sender is done with it.
 STOP_SECONDS = 10.0
 DONE = object()
 
 Plan = Callable[[], Iterable[Delivery]]
+MODULE = "d1sim.simulator.replay.writer_entry"
+_ahead: list[Child] = []  # a writer process started ahead, not given its setup yet
+
+
+@contextmanager
+def started_ahead() -> Iterator[None]:
+    """Start a writer process now for the first :class:`Writer` made within the block; one not
+    taken by the end of the block is let go (it exits at once)."""
+    with contextlib.suppress(OSError):  # none can start here: Writer says so when it is made
+        _ahead.append(spawn(MODULE))
+    try:
+        yield
+    finally:
+        while _ahead:
+            child = _ahead.pop()
+            child.inbox.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.process.wait(STOP_SECONDS)
+            child.said.close()
 
 
 def remaining(deliveries: Iterable[Delivery], after: int) -> Iterator[Delivery]:
@@ -70,7 +94,7 @@ class Writer:
 
     def __init__(self, path: Path, run_id: str, plan: Plan, after: int) -> None:
         self.run_id = run_id
-        child = spawn("d1sim.simulator.replay.writer_entry")
+        child = _ahead.pop() if _ahead else spawn(MODULE)
         self.process, self.inbox, self.said = child.process, child.inbox, child.said
         self.parts: deque[list[StoredDelivery] | object] = deque()
         self.ticket = self.acked = 0
@@ -186,9 +210,9 @@ def writer_main(inbox: Connection, said: Connection) -> int:
     exit_with_parent(setup["parent"])
     try:
         with Outbox(setup["path"]) as outbox:
-            outbox.db.leave_checkpoints()  # the sender's process checkpoints
             serving = _Serving(outbox, setup["run_id"], inbox, said)
-            serving.run(serving.planned(lambda: iter(remaining(setup["plan"](), setup["after"]))))
+            with outbox.db.checkpoints_aside():  # here, not in the sending process
+                serving.run(serving.planned(lambda: iter(remaining(setup["plan"](), setup["after"]))))
         return 0
     except Exception as exc:  # an outbox that cannot be written (disk full, removed, ...)
         with contextlib.suppress(OSError):

@@ -160,8 +160,9 @@ class Database:
             self._db.close()
 
     @contextmanager
-    def checkpoints_aside(self, interval: float = CHECKPOINT_SECONDS) -> Iterator[None]:
-        """Within the block, copy the WAL into the file from a thread of its own.
+    def checkpoints_aside(self, interval: float = CHECKPOINT_SECONDS, *, elsewhere: bool = False) -> Iterator[None]:
+        """Within the block, copy the WAL into the file from a thread of its own (``elsewhere``:
+        another process does, and this connection only stops checkpointing).
 
         SQLite otherwise checkpoints inside a COMMIT once the WAL passes 1,000 pages, and that
         commit then waits for the copy and two fsyncs: a sender's thread stalls with every
@@ -173,6 +174,14 @@ class Database:
         """
         if self.path is None:
             yield
+            return
+        if elsewhere:
+            self.leave_checkpoints()
+            try:
+                yield
+            finally:
+                with self.lock:
+                    self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
             return
         stop = threading.Event()
         worker = threading.Thread(target=_checkpoint_every, args=(self.path, interval, stop),
