@@ -45,3 +45,19 @@ def test_a_memory_database_has_nothing_to_checkpoint() -> None:
     with db.checkpoints_aside():
         write(db, 1)
     assert db.fetchone("SELECT COUNT(*) FROM blobs") == (256,)
+
+
+def test_checkpoints_made_elsewhere_leave_this_connection_only_appending(tmp_path: Path) -> None:
+    db = Database(tmp_path / "d.db", BLOBS)
+    file = tmp_path / "d.db"
+    try:
+        with db.checkpoints_aside(elsewhere=True):
+            assert db.fetchone("PRAGMA wal_autocheckpoint") == (0,)
+            write(db, 6)  # 1,500 pages: past SQLite's 1,000, and still nothing copied into the file
+            time.sleep(0.3)
+            assert file.stat().st_size < 1_000_000
+        assert db.fetchone("PRAGMA wal_autocheckpoint") == (1000,)
+        write(db, 1)  # the next commit past 1,000 pages copies them over again
+        assert file.stat().st_size > 6_000_000
+    finally:
+        db.close()

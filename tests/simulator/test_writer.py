@@ -24,7 +24,7 @@ from d1sim.simulator.delivery.sender import Poster, SenderConfig, build_client
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.replay import writer as writer_module
 from d1sim.simulator.replay.planning import Streamed
-from d1sim.simulator.replay.writer import DONE, Writer
+from d1sim.simulator.replay.writer import DONE, Writer, started_ahead
 from tests.simulator.plans import planned
 from tests.simulator.senders import http_server
 
@@ -201,3 +201,31 @@ def test_ctrl_c_keeps_the_answers_in_hand_and_leaves_no_writer_behind(tmp_path: 
         total = sum(1 for _ in planned_deliveries(load_scenario_file(scenario)))
         with Outbox(db) as box:
             assert box.summary(run.id) == {"pending": 0, "delivered": total, "dead": 0} and total > 1000
+
+
+def test_a_writer_started_ahead_serves_the_first_writer_and_an_unused_one_ends(tmp_path: Path) -> None:
+    with Outbox(tmp_path / "o.db") as box:
+        run = box.create_run("s", URL, {})
+        with started_ahead():
+            (ahead,) = writer_module._ahead
+            writer = Writer(tmp_path / "o.db", run, partial(planned, 150), after=-1)
+            assert writer.process is ahead.process and not writer_module._ahead
+            assert len(parts(writer)) == 150
+            writer.close()
+        with started_ahead():
+            (unused,) = writer_module._ahead
+        assert unused.process.returncode == 0 and not writer_module._ahead
+
+
+@pytest.mark.slow
+def test_a_replay_that_fails_before_planning_leaves_no_writer_behind(tmp_path: Path) -> None:
+    child = subprocess.Popen([sys.executable, "-m", "d1sim", "replay", str(tmp_path / "missing.yaml"), "--target",
+                              "http://127.0.0.1:9/hook", "--db", str(tmp_path / "o.db")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, err = child.communicate(timeout=60)
+    finally:
+        child.kill()
+    assert child.returncode == 2 and "missing.yaml" in err and "Traceback" not in err
+    with pytest.raises(ProcessLookupError):  # the writer started ahead ended with it
+        os.killpg(child.pid, 0)
