@@ -28,6 +28,9 @@ COMMANDS = {
     "load": "d1sim.simulator.cli.load",
 }
 COMMAND_MODULES = tuple(dict.fromkeys(COMMANDS.values()))
+# Command -> a light module whose ``start(words)`` begins work that overlaps the command's imports
+# and whose ``release()`` lets go of what the command did not take.
+EARLY = {"replay": "d1sim.simulator.replay.ahead"}
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -61,11 +64,18 @@ class _Version(argparse.Action):
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``d1sim``; return the exit code (0 ok, 1 failed expectation, 2 usage/input error)."""
     words = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(words)
-    args, extras = parser.parse_known_args(words)
-    if extras:
-        reject_unknown(parser, args, extras)
-    return run(args)
+    early = importlib.import_module(EARLY[words[0]]) if words and words[0] in EARLY else None
+    if early is not None:
+        early.start(words[1:])
+    try:
+        parser = build_parser(words)
+        args, extras = parser.parse_known_args(words)
+        if extras:
+            reject_unknown(parser, args, extras)
+        return run(args)
+    finally:
+        if early is not None:
+            early.release()  # what the command did not take (a usage error, --help)
 
 
 def run(args: argparse.Namespace) -> int:

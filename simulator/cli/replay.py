@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from contextlib import nullcontext
 from typing import Any
 
 from d1sim.contracts.lifecycle.settling import DEFAULT_SETTLE
@@ -125,9 +124,9 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError("give at least one SCENARIO (a bundled name, a file or a folder; see --list)")
     if not args.target:
         raise UsageError("--target is required (the receiver's notification URL)")
-    # A replay at time scale 0 streams its plan through a writer process: it starts now, and
-    # gets ready while the scenarios are read and the outbox opened.
-    with started_ahead() if args.time_scale == 0 and str(args.db) != ":memory:" else nullcontext():
+    # A replay at time scale 0 streams its plan through a writer process: it started with the
+    # command (or starts now) and gets ready while the scenarios are read and the outbox opened.
+    with started_ahead(start=args.time_scale == 0 and str(args.db) != ":memory:"):
         results = _replay(args)
     print_results(results)
     write_reports(args, results)

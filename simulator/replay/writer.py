@@ -20,9 +20,9 @@ Example::
     writer.committed(timeout=1.0) >= ticket
     writer.close()
 
-A command that will most likely stream a plan starts the process first thing, inside
-``with started_ahead():``, so its start-up (an interpreter, the expansion's imports) overlaps the
-command's own; the first :class:`Writer` takes it.
+A command that will most likely stream a plan starts the process first thing (see
+:mod:`d1sim.simulator.replay.ahead` and :func:`started_ahead`), so its start-up (an interpreter,
+the expansion's imports) overlaps the command's own; the first :class:`Writer` takes it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.outbox import AttemptFields, AttemptRow, Outbox, StoredDelivery, attempt_fields
 from d1sim.simulator.errors import UsageError
-from d1sim.simulator.lifeline import Child, exit_with_parent, spawn
+from d1sim.simulator.lifeline import exit_with_parent, spawn
+from d1sim.simulator.replay import ahead
 
 # Deliveries per part: one outbox commit and one pipe message each. Small, because the rows the
 # sender hands over while a part is stored wait for it (a key's next delivery waits for them).
@@ -56,25 +57,17 @@ STOP_SECONDS = 10.0
 DONE = object()
 
 Plan = Callable[[], Iterable[Delivery]]
-MODULE = "d1sim.simulator.replay.writer_entry"
-_ahead: list[Child] = []  # a writer process started ahead, not given its setup yet
-
-
 @contextmanager
-def started_ahead() -> Iterator[None]:
-    """Start a writer process now for the first :class:`Writer` made within the block; one not
-    taken by the end of the block is let go (it exits at once)."""
-    with contextlib.suppress(OSError):  # none can start here: Writer says so when it is made
-        _ahead.append(spawn(MODULE))
+def started_ahead(start: bool = True) -> Iterator[None]:
+    """Within the block, the first :class:`Writer` takes a writer process started ahead: one the
+    command line started (:mod:`d1sim.simulator.replay.ahead`), else one started now (if
+    ``start``). One not taken by the end of the block is let go."""
+    if start:
+        ahead.start()
     try:
         yield
     finally:
-        while _ahead:
-            child = _ahead.pop()
-            child.inbox.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.process.wait(STOP_SECONDS)
-            child.said.close()
+        ahead.release()
 
 
 def remaining(deliveries: Iterable[Delivery], after: int) -> Iterator[Delivery]:
@@ -94,7 +87,7 @@ class Writer:
 
     def __init__(self, path: Path, run_id: str, plan: Plan, after: int) -> None:
         self.run_id = run_id
-        child = _ahead.pop() if _ahead else spawn(MODULE)
+        child = ahead.take() or spawn(ahead.MODULE)
         self.process, self.inbox, self.said = child.process, child.inbox, child.said
         self.parts: deque[list[StoredDelivery] | object] = deque()
         self.ticket = self.acked = 0

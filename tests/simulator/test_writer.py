@@ -18,10 +18,14 @@ import pytest
 
 from d1sim.contracts.scenario.expansion import planned_deliveries
 from d1sim.contracts.scenario.loading import load_scenario_file
+from d1sim.simulator import lifeline
+from d1sim.simulator.cli.dispatch import main
 from d1sim.simulator.delivery.driver import Driver, ThreadWorkers
 from d1sim.simulator.delivery.outbox import Attempt, AttemptRow, Outbox, StoredDelivery
 from d1sim.simulator.delivery.sender import Poster, SenderConfig, build_client
 from d1sim.simulator.errors import UsageError
+from d1sim.simulator.lifeline import Child
+from d1sim.simulator.replay import ahead
 from d1sim.simulator.replay import writer as writer_module
 from d1sim.simulator.replay.planning import Streamed
 from d1sim.simulator.replay.writer import DONE, Writer, started_ahead
@@ -207,14 +211,14 @@ def test_a_writer_started_ahead_serves_the_first_writer_and_an_unused_one_ends(t
     with Outbox(tmp_path / "o.db") as box:
         run = box.create_run("s", URL, {})
         with started_ahead():
-            (ahead,) = writer_module._ahead
+            (early,) = ahead._started
             writer = Writer(tmp_path / "o.db", run, partial(planned, 150), after=-1)
-            assert writer.process is ahead.process and not writer_module._ahead
+            assert writer.process is early.process and not ahead._started
             assert len(parts(writer)) == 150
             writer.close()
         with started_ahead():
-            (unused,) = writer_module._ahead
-        assert unused.process.returncode == 0 and not writer_module._ahead
+            (unused,) = ahead._started
+        assert unused.process.returncode == 0 and not ahead._started
 
 
 @pytest.mark.slow
@@ -229,3 +233,34 @@ def test_a_replay_that_fails_before_planning_leaves_no_writer_behind(tmp_path: P
     assert child.returncode == 2 and "missing.yaml" in err and "Traceback" not in err
     with pytest.raises(ProcessLookupError):  # the writer started ahead ended with it
         os.killpg(child.pid, 0)
+
+
+@pytest.mark.parametrize(("words", "starts"), [
+    (["bulk-file", "--target", URL], True),
+    (["bulk-file", "--target", URL, "--time-scale", "0"], True),
+    (["bulk-file", "--target", URL, "--time-scale=3600"], False),
+    (["bulk-file", "--target", URL, "--db", ":memory:"], False),
+    (["--list"], False),
+    (["bulk-file", "--help"], False),
+])
+def test_the_command_line_starts_a_writer_only_for_a_replay_that_will_stream(words: list[str], starts: bool) -> None:
+    ahead.start(words)
+    try:
+        assert bool(ahead._started) is starts
+    finally:
+        ahead.release()
+    assert not ahead._started
+
+
+def test_a_command_line_error_lets_the_early_writer_go(monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[Child] = []
+
+    def spawn(module: str) -> Child:
+        started.append(lifeline.spawn(module))
+        return started[-1]
+
+    monkeypatch.setattr(ahead, "spawn", spawn)
+    with pytest.raises(SystemExit):  # argparse: an option that takes a number given none
+        main(["replay", "bulk-file", "--target", URL, "--concurrency"])
+    (child,) = started
+    assert child.process.returncode == 0 and not ahead._started
