@@ -61,3 +61,20 @@ def test_checkpoints_made_elsewhere_leave_this_connection_only_appending(tmp_pat
         assert file.stat().st_size > 6_000_000
     finally:
         db.close()
+
+
+def test_a_wal_written_all_the_time_stays_bounded(tmp_path: Path) -> None:
+    db = Database(tmp_path / "d.db", BLOBS)
+    wal = tmp_path / "d.db-wal"
+    biggest = 0
+    try:
+        with db.checkpoints_aside(interval=0.01, restart_frames=256):  # 1 MiB
+            for _ in range(600):  # 600 commits of 16 pages, a millisecond apart: 40 MB through the WAL
+                with db.transaction():
+                    db.executemany("INSERT INTO blobs VALUES (?)", [(b"x" * 4000,)] * 16)
+                biggest = max(biggest, wal.stat().st_size)
+                time.sleep(0.001)
+        assert db.fetchone("SELECT COUNT(*) FROM blobs") == (9600,)
+    finally:
+        db.close()
+    assert biggest < 12_000_000  # started over again and again, not one 40 MB file
