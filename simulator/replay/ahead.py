@@ -28,7 +28,7 @@ def start(words: Sequence[str] = ()) -> None:
     not run (``--help``, ``--list``). Best effort: nothing happens where no process can start."""
     if _started or not _will_stream(list(words)):
         return
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError, ValueError):  # ValueError: no pass_fds (Windows)
         _started.append(spawn(MODULE))
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
@@ -20,3 +22,14 @@ def planned(n: int, *, pause: float = 0.0, fail_at: int | None = None, keys: int
             time.sleep(pause)
         key = f"c{i % keys if keys else i}"
         yield Delivery(i, float(i), b"{}", (f"c{i}",), ("X",), f"corr-{i}", "s", key)
+
+
+def many_cards_replay(folder: Path, url: str) -> tuple[Path, Path, list[str]]:
+    """A scenario of 30,000 cards (planning takes a second or more), its outbox, and the
+    ``d1sim replay`` command that sends it to ``url``."""
+    db, scenario = folder / "o.db", folder / "many.yaml"
+    scenario.write_text("name: many\ndescription: many cards\nseed: 3\ncards:\n  count: 30000\n"
+                        "steps:\n  - status: CARD_PROD_REQUESTED\n  - status: DATA_PREPARED\n    after: 1h\n")
+    command = [sys.executable, "-m", "d1sim", "replay", str(scenario), "--target", url, "--db", str(db),
+               "--no-progress", "--concurrency", "2"]
+    return db, scenario, command

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -27,7 +26,7 @@ from d1sim.simulator.delivery import terms
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.replay.planning import HAND_OVER, Streamed, can_stream
-from tests.simulator.plans import planned
+from tests.simulator.plans import many_cards_replay, planned
 from tests.simulator.senders import http_server
 
 
@@ -86,12 +85,8 @@ def test_an_interrupted_plan_resumes_after_what_is_stored(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_a_replay_killed_while_planning_resumes_and_delivers_everything(tmp_path: Path) -> None:
-    db, scenario = tmp_path / "o.db", tmp_path / "many.yaml"
-    scenario.write_text("name: many\ndescription: many cards\nseed: 3\ncards:\n  count: 30000\n"
-                        "steps:\n  - status: CARD_PROD_REQUESTED\n  - status: DATA_PREPARED\n    after: 1h\n")
     with http_server(lambda handler, seen: (204, {}, b"")) as (url, seen):
-        command = [sys.executable, "-m", "d1sim", "replay", str(scenario), "--target", url, "--db", str(db),
-                   "--no-progress", "--concurrency", "2"]
+        db, scenario, command = many_cards_replay(tmp_path, url)
         child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 60

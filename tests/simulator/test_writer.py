@@ -29,7 +29,7 @@ from d1sim.simulator.replay import ahead
 from d1sim.simulator.replay import writer as writer_module
 from d1sim.simulator.replay.planning import Streamed
 from d1sim.simulator.replay.writer import DONE, Writer, started_ahead
-from tests.simulator.plans import planned
+from tests.simulator.plans import many_cards_replay, planned
 from tests.simulator.senders import http_server
 
 URL = "http://receiver.test/hook"
@@ -173,12 +173,8 @@ def test_a_keys_next_delivery_waits_for_the_commit_of_its_previous_answer() -> N
 
 @pytest.mark.slow
 def test_ctrl_c_keeps_the_answers_in_hand_and_leaves_no_writer_behind(tmp_path: Path) -> None:
-    db, scenario = tmp_path / "o.db", tmp_path / "many.yaml"
-    scenario.write_text("name: many\ndescription: many cards\nseed: 3\ncards:\n  count: 30000\n"
-                        "steps:\n  - status: CARD_PROD_REQUESTED\n  - status: DATA_PREPARED\n    after: 1h\n")
     with http_server(lambda handler, seen: (204, {}, b"")) as (url, seen):
-        command = [sys.executable, "-m", "d1sim", "replay", str(scenario), "--target", url, "--db", str(db),
-                   "--no-progress", "--concurrency", "2"]
+        db, scenario, command = many_cards_replay(tmp_path, url)
         # A session of its own: SIGINT to its group is what Ctrl-C in a terminal does.
         child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  start_new_session=True)
