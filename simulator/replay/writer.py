@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import subprocess
 import time
 from collections import deque
@@ -57,6 +58,8 @@ STOP_SECONDS = 10.0
 DONE = object()
 
 Plan = Callable[[], Iterable[Delivery]]
+
+
 @contextmanager
 def started_ahead(start: bool = True) -> Iterator[None]:
     """Within the block, the first :class:`Writer` takes a writer process started ahead: one the
@@ -167,7 +170,10 @@ class Writer:
             try:
                 kind, payload = self.said.recv()
             except (EOFError, OSError):
-                code = self.process.wait()
+                try:
+                    code: int | str = self.process.wait(STOP_SECONDS)
+                except subprocess.TimeoutExpired:
+                    code = "none yet"
                 self.failure = (f"the replay's writer process stopped unexpectedly (exit code {code}); "
                                 "nothing committed was lost: run the same command again to resume")
                 return
@@ -207,10 +213,12 @@ def writer_main(inbox: Connection, said: Connection) -> int:
             with outbox.db.checkpoints_aside():  # here, not in the sending process
                 serving.run(serving.planned(lambda: iter(remaining(setup["plan"](), setup["after"]))))
         return 0
-    except Exception as exc:  # an outbox that cannot be written (disk full, removed, ...)
+    except Exception as exc:  # an outbox that cannot be written (disk full, removed, ...), or a bug
+        what = "the outbox cannot be written" if isinstance(exc, sqlite3.Error | UsageError) else \
+            "the replay's writer process failed"
         with contextlib.suppress(OSError):
-            said.send(("error", f"the outbox cannot be written: {type(exc).__name__}: {exc}; nothing "
-                                "committed was lost: run the same command again to resume"))
+            said.send(("error", f"{what}: {type(exc).__name__}: {exc}; nothing committed was lost: "
+                                "run the same command again to resume"))
         return 1
 
 

@@ -260,3 +260,17 @@ def test_a_command_line_error_lets_the_early_writer_go(monkeypatch: pytest.Monke
         main(["replay", "bulk-file", "--target", URL, "--concurrency"])
     (child,) = started
     assert child.process.returncode == 0 and not ahead._started
+
+
+def test_an_outbox_the_writer_cannot_open_is_said(tmp_path: Path) -> None:
+    (tmp_path / "folder.db").mkdir()  # a folder where the outbox file should be
+    writer = Writer(tmp_path / "folder.db", "r-1", partial(planned, 10), after=-1)
+    try:
+        with pytest.raises(UsageError, match=r"the outbox cannot be written: .*folder\.db.*resume"):
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                writer.part()
+                time.sleep(0.01)
+    finally:
+        writer.close()
+    assert writer.process.returncode == 1
