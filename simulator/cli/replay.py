@@ -11,6 +11,7 @@ that another live ``replay`` is sending (one run, one sender).
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 from typing import Any
 
@@ -127,6 +128,7 @@ def run_command(args: argparse.Namespace) -> int:
     # A replay at time scale 0 streams its plan through a writer process: it started with the
     # command (or starts now) and gets ready while the scenarios are read and the outbox opened.
     with started_ahead(start=args.time_scale == 0 and str(args.db) != ":memory:"):
+        gc.freeze()  # the modules' objects live as long as the command: no collection walks them
         results = _replay(args)
     print_results(results)
     write_reports(args, results)

@@ -11,9 +11,12 @@ import sys
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    import gc
     from multiprocessing.connection import Connection
 
     import d1sim.contracts.scenario.expansion  # noqa: F401 -- see above
     from d1sim.simulator.replay.writer import writer_main
+
+    gc.freeze()  # the modules' objects live as long as the process: no collection walks them
 
     sys.exit(writer_main(Connection(int(sys.argv[1]), writable=False), Connection(int(sys.argv[2]), readable=False)))
