@@ -4,11 +4,11 @@ The workers only do HTTP: libcurl's multi interface in this thread
 (:class:`d1sim.simulator.delivery.libcurl.CurlWorkers`, the default for real targets), or
 ``concurrency`` threads over one ``httpx.Client`` (:class:`ThreadWorkers`, for an injected
 client such as ``httpx.MockTransport``). The calling thread schedules (a key's deliveries one at
-a time in order, ``due`` under the time scale, backoff) and is the outbox's single writer: it
-commits answers in groups, so SQLite never makes the workers wait, and a key's next delivery
-goes only once the previous answer is committed. Committing is a :class:`Recorder`'s job: this
-thread's own outbox connection (:class:`OutboxRecorder`), or a process of its own that plans and
-records while this one only sends (:mod:`d1sim.simulator.replay.writer`).
+a time in order, ``due`` under the time scale, backoff) and hands answers in groups to a
+:class:`Recorder`, so SQLite never makes the workers wait; a key's next delivery goes only once
+the previous answer is committed. The recorder is this thread's own outbox connection
+(:class:`OutboxRecorder`), or a process of its own that plans and records while this one only
+sends (:mod:`d1sim.simulator.replay.writer`).
 :func:`d1sim.simulator.delivery.engine.deliver_run` is the entry point.
 """
 
@@ -181,7 +181,7 @@ Progress = Callable[[DeliveryEvent], None]
 
 
 class Driver:
-    """Runs the workers and the schedule; the only thread that writes to the outbox."""
+    """Runs the workers and the schedule; the only thread that hands answers to the recorder."""
 
     def __init__(
         self,

@@ -50,6 +50,7 @@ from d1sim.simulator.delivery.driver import (
 )
 from d1sim.simulator.delivery.libcurl import CurlWorkers
 from d1sim.simulator.delivery.outbox import Outbox, StoredDelivery
+from d1sim.simulator.delivery.outbox_records import delivery_fields
 from d1sim.simulator.delivery.sender import Poster, SenderConfig, client_for
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.lifeline import exit_with_parent, spawn
@@ -284,9 +285,7 @@ def _add(total: DeliverySummary, counts: DeliverySummary) -> None:
 
 def _pack(item: StoredDelivery) -> tuple[Any, ...]:
     """A stored delivery as plain tuples (pickled several times faster than the dataclasses)."""
-    d = item.delivery
-    return (item.id, item.run_id, (d.seq, d.due, d.body, d.card_ids, d.statuses, d.correlation_id,
-                                   d.scenario, d.key, d.fault),
+    return (item.id, item.run_id, delivery_fields(item.delivery),
             item.state, item.attempts, item.last_status, item.last_error, item.next_attempt_at)
 
 

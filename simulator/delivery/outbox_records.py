@@ -113,3 +113,9 @@ class StoredDelivery:
 
 
 AttemptRow = tuple[int, Attempt, str, float | None]
+
+
+def delivery_fields(d: Delivery) -> tuple[Any, ...]:
+    """A delivery as plain values in field order, to cross a pipe (pickled several times faster
+    than the dataclass); ``Delivery(*fields)`` makes it again."""
+    return (d.seq, d.due, d.body, d.card_ids, d.statuses, d.correlation_id, d.scenario, d.key, d.fault)

@@ -42,6 +42,7 @@ from typing import Any
 from d1sim.contracts.scenario.source import ScenarioError
 from d1sim.contracts.scenario.timeline import Delivery
 from d1sim.simulator.delivery.outbox import AttemptFields, AttemptRow, Outbox, StoredDelivery, attempt_fields
+from d1sim.simulator.delivery.outbox_records import delivery_fields
 from d1sim.simulator.errors import UsageError
 from d1sim.simulator.lifeline import exit_with_parent, spawn
 from d1sim.simulator.replay import ahead
@@ -278,8 +279,7 @@ class _Serving:
             return None
         if part:
             first = self.outbox.store_planned(self.run_id, part)[0].id
-            self.said.send(("part", (first, [(d.seq, d.due, d.body, d.card_ids, d.statuses, d.correlation_id,
-                                               d.scenario, d.key, d.fault) for d in part])))
+            self.said.send(("part", (first, [delivery_fields(d) for d in part])))
             self.room -= 1
         if len(part) < HAND_OVER:
             self.outbox.finish_planning(self.run_id)

@@ -185,24 +185,19 @@ class Database:
         if self.path is None:
             yield
             return
-        if elsewhere:
-            self.leave_checkpoints()
-            try:
-                yield
-            finally:
-                with self.lock:
-                    self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
-            return
         stop = threading.Event()
-        worker = threading.Thread(target=_checkpoint_every, args=(self.path, interval, stop, restart_frames),
-                                  name="d1sim-checkpoint", daemon=True)
+        worker = None if elsewhere else threading.Thread(
+            target=_checkpoint_every, args=(self.path, interval, stop, restart_frames),
+            name="d1sim-checkpoint", daemon=True)
         self.leave_checkpoints()
-        worker.start()
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
-            stop.set()
-            worker.join(BUSY_TIMEOUT_MS / 1000 + interval)
+            if worker is not None:
+                stop.set()
+                worker.join(BUSY_TIMEOUT_MS / 1000 + interval)
             with self.lock:
                 self._db.execute(f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}")
 
