@@ -239,8 +239,8 @@ class Outbox:
         """Pending deliveries with a ``seq`` above ``seq`` (and at most ``upto``), in planning
         order, at most ``limit``."""
         rows = self.db.fetchall(
-            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ? AND seq > ? AND seq <= ? "
-            "AND state = 'pending' ORDER BY seq LIMIT ?", (run_id, seq, upto if upto is not None else 2**62, limit))
+            f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE run_id = ? AND seq > ? AND seq <= COALESCE(?, seq) "
+            "AND state = 'pending' ORDER BY seq LIMIT ?", (run_id, seq, upto, limit))
         return [StoredDelivery.from_row(row) for row in rows]
 
     def owed(

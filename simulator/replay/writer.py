@@ -57,6 +57,7 @@ AHEAD = 20
 # How long the writer gets to commit what it was handed once the sender is done with it.
 STOP_SECONDS = 10.0
 DONE = object()
+_FAILED = object()  # planning raised (the sender was told)
 
 Plan = Callable[[], Iterable[Delivery]]
 
@@ -211,8 +212,9 @@ def writer_main(inbox: Connection, said: Connection) -> int:
     try:
         with Outbox(setup["path"]) as outbox:
             serving = _Serving(outbox, setup["run_id"], inbox, said)
+            planning = serving.planned(lambda: iter(remaining(setup["plan"](), setup["after"])))
             with outbox.db.checkpoints_aside():  # here, not in the sending process
-                serving.run(serving.planned(lambda: iter(remaining(setup["plan"](), setup["after"]))))
+                serving.run(None if planning is _FAILED else planning)
         return 0
     except Exception as exc:  # an outbox that cannot be written (disk full, removed, ...), or a bug
         what = "the outbox cannot be written" if isinstance(exc, sqlite3.Error | UsageError) else \
@@ -263,18 +265,18 @@ class _Serving:
             self.said.send(("committed", ticket))
 
     def planned(self, work: Callable[[], Any]) -> Any:
-        """``work()`` (expanding the plan), or None after telling the sender why it failed."""
+        """``work()`` (expanding the plan), or _FAILED after telling the sender why it failed."""
         try:
             return work()
         except ScenarioError as exc:
             self.said.send(("plan-error", str(exc)))
         except Exception as exc:  # said by the sender, which stops the run (what is stored stays)
             self.said.send(("plan-error", f"planning failed: {type(exc).__name__}: {exc}"))
-        return None
+        return _FAILED
 
     def _plan_part(self, planning: Iterator[Delivery]) -> Iterator[Delivery] | None:
         """Expand, store and hand over one part; None once the plan is complete or failed."""
-        part = self.planned(lambda: self._expand(planning))
+        part = self._expand(planning)
         if part is None or not self.open:
             return None
         if part:
@@ -287,14 +289,18 @@ class _Serving:
             return None
         return planning
 
-    def _expand(self, planning: Iterator[Delivery]) -> list[Delivery]:
-        """Up to HAND_OVER deliveries, committing what arrives every SERVE_EVERY meanwhile."""
+    def _expand(self, planning: Iterator[Delivery]) -> list[Delivery] | None:
+        """Up to HAND_OVER deliveries (None: planning failed), committing what arrives every
+        SERVE_EVERY meanwhile (an outbox error there is no planning error: it ends the writer)."""
         part: list[Delivery] = []
         served = time.perf_counter()
-        for delivery in planning:
-            part.append(delivery)
-            if len(part) == HAND_OVER:
+        while len(part) < HAND_OVER:
+            delivery = self.planned(lambda: next(planning, None))
+            if delivery is _FAILED:
+                return None
+            if delivery is None:
                 break
+            part.append(delivery)
             if time.perf_counter() - served > SERVE_EVERY:
                 self._commit(wait=False)
                 if not self.open:
